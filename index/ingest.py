@@ -1,0 +1,109 @@
+"""Read → split → embed → store, skipping what is already stored unchanged."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from index.embedder import Embedder
+from index.passages import split_article
+from index.readers import ReadResult, read_paths
+from index.store import PassageStore
+from index.types import Article, IngestReport, Passage, ReadFailure
+
+log = logging.getLogger(__name__)
+
+# Articles embedded per round: big enough for full embedding batches, small enough that an
+# interrupted ingest loses little work.
+_ROUND = 32
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How articles become passages (sizes chosen on the dev set; see docs/)."""
+
+    max_words: int = 200
+    overlap_words: int = 40
+    title_in_embedding: bool = True
+
+
+def embedding_text(article: Article, passage: Passage, options: SplitOptions) -> str:
+    """The text embedded for a passage: its title gives a mid-article passage its topic."""
+    if options.title_in_embedding and article.title and not passage.text.startswith(
+            article.title[:40]):
+        return f"{article.title}\n{passage.text}"
+    return passage.text
+
+
+def ingest_paths(paths: Iterable[str | Path], store: PassageStore, embedder: Embedder, *,
+                 max_bytes: int, options: SplitOptions | None = None,
+                 progress: bool = True) -> IngestReport:
+    """Ingest every article found under ``paths``; failures are reported, never raised."""
+    return ingest_results(read_paths(paths, max_bytes), store, embedder, options=options,
+                          progress=progress)
+
+
+def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder: Embedder, *,
+                   options: SplitOptions | None = None, progress: bool = True,
+                   on_failure: Callable[[ReadFailure], None] | None = None) -> IngestReport:
+    """Ingest already-read articles (the API's uploads come this way too)."""
+    options = options or SplitOptions()
+    report = IngestReport()
+    articles: dict[str, Article] = {}
+    for result in results:
+        if isinstance(result, ReadFailure):
+            report.failures.append(result)
+            log.warning("skipped %s", result)
+            if on_failure:
+                on_failure(result)
+        elif result.id in articles:
+            report.unchanged += 1  # the same article twice in one run is stored once
+        else:
+            articles[result.id] = result
+    work = _plan(list(articles.values()), store, report, options)
+    total = sum(len(p) for _, p in work)
+    bar = tqdm(total=total, unit="passage", desc=f"embedding ({embedder.name})",
+               disable=not progress or total == 0)
+    with bar:
+        for start in range(0, len(work), _ROUND):
+            _embed_and_store(work[start:start + _ROUND], store, embedder, options,
+                             lambda n: bar.update(n) and None)
+            report.passages += sum(len(p) for _, p in work[start:start + _ROUND])
+    return report
+
+
+def _plan(articles: Sequence[Article], store: PassageStore, report: IngestReport,
+          options: SplitOptions) -> list[tuple[Article, list[Passage]]]:
+    """Decide per article: unchanged (skip), replaced or added; split those to be written."""
+    stored = {a.id: a for a in store.articles([a.id for a in articles])}
+    work: list[tuple[Article, list[Passage]]] = []
+    for article in articles:
+        previous = stored.get(article.id)
+        if previous is not None and previous.hash == article.hash:
+            report.unchanged += 1
+            continue
+        stale = [a for a in store.articles_from_origin(article.origin)
+                 if a.id != article.id] if article.origin else []
+        for old in stale:  # the file changed, so its content-derived id changed too
+            store.remove_article(old.id)
+        if previous is not None or stale:
+            report.replaced += 1
+        else:
+            report.added += 1
+        work.append((article, split_article(article, options.max_words, options.overlap_words)))
+    return work
+
+
+def _embed_and_store(work: Sequence[tuple[Article, list[Passage]]], store: PassageStore,
+                     embedder: Embedder, options: SplitOptions,
+                     advance: Callable[[int], None]) -> None:
+    texts = [embedding_text(a, p, options) for a, passages in work for p in passages]
+    vectors = embedder.embed(texts, progress=advance)
+    offset = 0
+    for article, passages in work:
+        store.write_article(article, passages, vectors[offset:offset + len(passages)])
+        offset += len(passages)

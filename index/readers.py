@@ -1,0 +1,224 @@
+"""Files and records to :class:`Article`: every failure is reported by name, never raised."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from index.types import Article, ReadFailure, content_hash
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+RECORD_SUFFIXES = {".json", ".jsonl"}
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | RECORD_SUFFIXES
+
+ReadResult = Article | ReadFailure
+
+
+class _Unreadable(Exception):
+    """A reason the whole file cannot be read; turned into a ReadFailure at the edge."""
+
+
+def read_paths(paths: Iterable[str | Path], max_bytes: int) -> Iterator[ReadResult]:
+    """Yield an Article or a ReadFailure for every article found under ``paths``."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from _read_folder(path, max_bytes)
+        elif path.exists():
+            yield from read_file(path, max_bytes)
+        else:
+            yield ReadFailure(str(path), "no such file or folder")
+
+
+def _read_folder(folder: Path, max_bytes: int) -> Iterator[ReadResult]:
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=None):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            yield ReadFailure(root, "symlink loop: this folder was already read, skipped")
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in SUPPORTED:
+                continue
+            yield from read_file(path, max_bytes)
+
+
+def read_file(path: Path, max_bytes: int) -> Iterator[ReadResult]:
+    """Read one file; a record file may yield many articles and per-record failures."""
+    where = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        yield ReadFailure(where, f"unsupported file type {suffix or '(none)'}; use one of "
+                          + ", ".join(sorted(SUPPORTED)))
+        return
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            yield ReadFailure(where, f"file is {size / 1e6:.1f} MB, over the "
+                              f"{max_bytes / 1e6:.1f} MB limit (raise RAG_MAX_FILE_MB to allow it)")
+            return
+        text = decode(path.read_bytes())
+        if not text.strip():
+            raise _Unreadable("empty file: no text to ingest")
+        origin = str(path.resolve())
+        if suffix in TEXT_SUFFIXES:
+            yield _from_plain_text(text, where, origin)
+        elif suffix in HTML_SUFFIXES:
+            yield _from_html(text, where, origin)
+        elif suffix == ".jsonl":
+            yield from _from_jsonl(text, where)
+        else:
+            yield from _from_json(text, where)
+    except _Unreadable as exc:
+        yield ReadFailure(where, str(exc))
+    except OSError as exc:
+        yield ReadFailure(where, f"cannot read file: {exc.strerror or exc}")
+
+
+def decode(data: bytes) -> str:
+    """Bytes to text: BOMs honoured, UTF-8 first, then Windows-1252 / Latin-1; binary refused."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="replace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace")
+    sample = data[:4096]
+    if b"\x00" in sample:
+        # BOM-less UTF-16 has a NUL in every other byte; anything else with NULs is binary.
+        odd_nuls = sample[1::2].count(0)
+        even_nuls = sample[0::2].count(0)
+        if odd_nuls > 0.4 * len(sample) / 2 and even_nuls == 0:
+            return data.decode("utf-16-le", errors="replace")
+        if even_nuls > 0.4 * len(sample) / 2 and odd_nuls == 0:
+            return data.decode("utf-16-be", errors="replace")
+        raise _Unreadable("binary file, not text: convert it to .txt, .md, .html or .json")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    controls = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\n\r\t\f")
+    if controls > 0.05 * max(1, len(text[:4096])):
+        raise _Unreadable("binary file, not text: convert it to .txt, .md, .html or .json")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:300]
+    return ""
+
+
+def _from_plain_text(text: str, where: str, origin: str) -> Article:
+    return Article(id=content_hash(text), title=_first_line(text), text=text, source=where,
+                   url="", published="", authors="", origin=origin)
+
+
+def _from_html(html: str, where: str, origin: str) -> Article:
+    import trafilatura  # heavy: only when HTML is read
+
+    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
+                                      include_tables=False, favor_precision=True)
+    text = getattr(doc, "text", None) if doc is not None else None
+    if not text or not text.strip():
+        raise _Unreadable("no article text found in the HTML (empty body or only navigation)")
+    title = (getattr(doc, "title", None) or "").strip() or _first_line(text)
+    return Article(
+        id=content_hash(text),
+        title=title,
+        text=text,
+        source=(getattr(doc, "sitename", None) or where),
+        url=getattr(doc, "url", None) or "",
+        published=iso_date(getattr(doc, "date", None)),
+        authors=getattr(doc, "author", None) or "",
+        origin=origin,
+    )
+
+
+def _from_json(text: str, where: str) -> Iterator[ReadResult]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Unreadable(f"invalid JSON at line {exc.lineno} column {exc.colno}: "
+                          f"{exc.msg}") from exc
+    if isinstance(data, dict) and isinstance(data.get("articles"), list):
+        data = data["articles"]
+    records = data if isinstance(data, list) else [data]
+    for i, record in enumerate(records):
+        yield record_to_article(record, f"{where} record {i + 1}")
+
+
+def _from_jsonl(text: str, where: str) -> Iterator[ReadResult]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        label = f"{where} line {lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield ReadFailure(label, f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        yield record_to_article(record, label)
+
+
+def record_to_article(record: Any, where: str) -> ReadResult:
+    """A JSON record (``text`` or ``body`` required) to an Article, or a failure naming
+    the field."""
+    if not isinstance(record, dict):
+        return ReadFailure(where, "record is not a JSON object")
+    body = record.get("text") or record.get("body")
+    if not isinstance(body, str) or not body.strip():
+        return ReadFailure(where, "record has no 'text' or 'body' string with content")
+    body = body.replace("\r\n", "\n")
+    for name in ("title", "url", "source", "id"):
+        if record.get(name) is not None and not isinstance(record[name], str | int):
+            return ReadFailure(where, f"field '{name}' must be a string")
+    authors = record.get("authors") or ""
+    if isinstance(authors, list):
+        authors = ", ".join(str(a) for a in authors)
+    url = str(record.get("url") or "")
+    return Article(
+        id=str(record.get("id") or "") or content_hash(body),
+        title=str(record.get("title") or "").strip() or _first_line(body),
+        text=body,
+        source=str(record.get("source") or "") or _site(url) or where.rsplit(" ", 2)[0],
+        url=url,
+        published=iso_date(record.get("published")),
+        authors=str(authors),
+    )
+
+
+def _site(url: str) -> str:
+    if "://" not in url:
+        return ""
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    return host.removeprefix("www.")
+
+
+def iso_date(value: object) -> str:
+    """An ISO date (YYYY-MM-DD) when ``value`` holds a recognisable date, else ''."""
+    if not isinstance(value, str) or not value.strip():
+        return ""
+    value = value.strip()
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        pass
+    for fmt in ("%Y/%m/%d", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%a, %d %b %Y %H:%M:%S %z"):
+        try:
+            return datetime.strptime(value, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return value[:10] if len(value) >= 10 and value[4] == "-" and value[7] == "-" else ""

@@ -1,0 +1,257 @@
+"""Passages and the article catalog in Chroma, embedded (a data folder) or a Chroma server.
+
+We call the Chroma client directly instead of llama-index's ChromaVectorStore: we need
+deletes by article, a catalog for idempotent re-ingest and collection metadata for the model
+check, none of which that store offers, and it stores a JSON copy of every node beside it.
+
+Layout: collection ``NAME`` holds one record per passage (its vector, text and flat
+metadata); ``NAME__articles`` holds one record per fully stored article. A catalog record is
+written only after all of the article's passages, so it is the "done" mark that makes an
+interrupted ingest safe to run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from index.embedder import Vectors
+from index.types import Article, Passage
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$")
+_PAGE = 5000
+
+
+class StoreError(RuntimeError):
+    """A store problem the user can act on; the message says what to do."""
+
+
+class StoreUnavailable(StoreError):
+    """Chroma cannot be reached (server down, data folder unusable)."""
+
+
+class EmbeddingModelMismatch(StoreError):
+    """The collection was built with another embedding model; its vectors are not comparable."""
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as listed in the catalog."""
+
+    id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    passages: int
+    hash: str
+    origin: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "source": self.source, "url": self.url,
+                "published": self.published, "passages": self.passages}
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """A passage as stored, with the article fields a citation shows."""
+
+    id: str
+    article_id: str
+    number: int
+    text: str
+    start: int
+    end: int
+    title: str
+    source: str
+    url: str
+    published: str
+
+
+def open_client(data_dir: Path, chroma_url: str | None) -> Any:
+    """A Chroma client: a server when ``chroma_url`` is set, else a data folder."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    try:
+        if chroma_url:
+            parsed = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+            client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1",
+                                         port=parsed.port or 8000,
+                                         ssl=parsed.scheme == "https", settings=settings)
+            client.heartbeat()
+            log.info("store: Chroma server at %s", chroma_url)
+        else:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=settings)
+            log.info("store: embedded Chroma in %s", data_dir / "chroma")
+    except Exception as exc:
+        where = chroma_url or str(data_dir)
+        hint = ("start it (chroma run --path DIR --host 127.0.0.1 --port PORT) or unset "
+                "RAG_CHROMA_URL" if chroma_url else "check the folder is writable (RAG_DATA_DIR)")
+        raise StoreUnavailable(f"cannot open the Chroma store at {where}: {exc}; {hint}") from exc
+    return client
+
+
+class PassageStore:
+    """One corpus: its passages collection and article catalog in a Chroma client."""
+
+    def __init__(self, client: Any, collection: str, embedding_model: str,
+                 where: str = "") -> None:
+        if not _NAME.match(collection) or "__" in collection:
+            raise StoreError(f"collection name {collection!r} is invalid: use 3-50 letters, "
+                             "digits, '.', '_' or '-' (no '__'), starting and ending with "
+                             "a letter or digit")
+        self.collection_name = collection
+        self.embedding_model = embedding_model
+        self.where = where
+        self._client = client
+        self._passages = self._call(lambda: client.get_or_create_collection(
+            collection, metadata={"embedding_model": embedding_model, "hnsw:space": "cosine"},
+            embedding_function=None))
+        self._catalog = self._call(lambda: client.get_or_create_collection(
+            f"{collection}__articles", embedding_function=None))
+        stored = (self._passages.metadata or {}).get("embedding_model")
+        if stored and stored != embedding_model:
+            raise EmbeddingModelMismatch(
+                f"collection {collection!r} was built with the embedding model {stored!r}, but "
+                f"{embedding_model!r} is configured: use the same model (RAG_EMBEDDER) or "
+                "another collection (--collection / RAG_COLLECTION)")
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run a Chroma call, turning connection failures into StoreUnavailable."""
+        try:
+            return fn()
+        except StoreError:
+            raise
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if any(s in text for s in ("Connect", "connect", "Timeout", "refused", "Remote")):
+                raise StoreUnavailable(f"the Chroma store at {self.where or 'the data folder'} "
+                                       f"stopped answering ({text}); check it is running") from exc
+            raise
+
+    # -- catalog -------------------------------------------------------------------------
+
+    def articles(self, ids: Sequence[str] | None = None) -> list[StoredArticle]:
+        """Catalog records, all or those with the given ids (missing ids are left out)."""
+        if ids is not None:
+            found: list[StoredArticle] = []
+            for start in range(0, len(ids), _PAGE):
+                page = list(dict.fromkeys(ids[start:start + _PAGE]))
+                got = self._call(partial(self._catalog.get, ids=page, include=["metadatas"]))
+                found.extend(_article(i, m) for i, m in zip(got["ids"], got["metadatas"],
+                                                             strict=True))
+            return found
+        return [_article(i, m) for i, m in self._paged(self._catalog, ["metadatas"])]
+
+    def articles_from_origin(self, origin: str) -> list[StoredArticle]:
+        got = self._call(lambda: self._catalog.get(where={"origin": origin},
+                                                   include=["metadatas"]))
+        return [_article(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
+
+    def passage_count(self) -> int:
+        return int(self._call(self._passages.count))
+
+    def article_count(self) -> int:
+        return int(self._call(self._catalog.count))
+
+    # -- writes --------------------------------------------------------------------------
+
+    def write_article(self, article: Article, passages: Sequence[Passage],
+                      vectors: Vectors) -> None:
+        """Replace whatever is stored for the article with these passages, then mark it done."""
+        self._call(lambda: self._passages.delete(where={"article_id": article.id}))
+        base = {"article_id": article.id, "title": article.title, "source": article.source,
+                "url": article.url, "published": article.published}
+        metadatas = [{**base, "number": p.number, "start": p.start, "end": p.end}
+                     for p in passages]
+        step = max(1, int(self._client.get_max_batch_size()))
+        for s in range(0, len(passages), step):
+            self._call(partial(self._passages.add,
+                               ids=[p.id for p in passages[s:s + step]],
+                               embeddings=vectors[s:s + step],
+                               documents=[p.text for p in passages[s:s + step]],
+                               metadatas=metadatas[s:s + step]))
+        catalog_meta = {**base, "hash": article.hash, "passages": len(passages),
+                        "origin": article.origin, "authors": article.authors,
+                        "ingested_at": time.time()}
+        self._call(lambda: self._catalog.upsert(ids=[article.id], embeddings=[[1.0]],
+                                                metadatas=[catalog_meta]))
+
+    def remove_article(self, article_id: str) -> bool:
+        """Delete an article and its passages; False when it was not stored."""
+        known = self._call(lambda: self._catalog.get(ids=[article_id], include=[]))["ids"]
+        stray = self._call(lambda: self._passages.get(where={"article_id": article_id},
+                                                      include=[], limit=1))["ids"]
+        if not known and not stray:
+            return False
+        self._catalog.delete(ids=[article_id])  # catalog first: never 'done' with passages gone
+        self._call(lambda: self._passages.delete(where={"article_id": article_id}))
+        return True
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def query(self, vector: Vectors, k: int,
+              where: dict[str, Any] | None = None) -> list[tuple[StoredPassage, float]]:
+        """The k nearest passages with cosine similarity, best first."""
+        if k <= 0:
+            return []
+        got = self._call(lambda: self._passages.query(
+            query_embeddings=[vector], n_results=k, where=where or None,
+            include=["documents", "metadatas", "distances"]))
+        rows = zip(got["ids"][0], got["documents"][0], got["metadatas"][0],
+                   got["distances"][0], strict=True)
+        return [(_passage(i, d, m), 1.0 - float(dist)) for i, d, m, dist in rows]
+
+    def passages(self, ids: Sequence[str]) -> list[StoredPassage]:
+        got = self._call(lambda: self._passages.get(ids=list(ids),
+                                                    include=["documents", "metadatas"]))
+        by_id = {i: _passage(i, d, m) for i, d, m in zip(got["ids"], got["documents"],
+                                                         got["metadatas"], strict=True)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def all_passages(self) -> Iterator[StoredPassage]:
+        """Every stored passage, paged, for rebuilding derived indexes."""
+        for pid, meta, doc in self._paged(self._passages, ["metadatas", "documents"]):
+            yield _passage(pid, doc, meta)
+
+    def _paged(self, collection: Any, include: list[str]) -> Iterator[Any]:
+        offset = 0
+        while True:
+            got = self._call(partial(collection.get, include=include, limit=_PAGE,
+                                     offset=offset))
+            if not got["ids"]:
+                return
+            columns = [got[name] for name in include]
+            yield from zip(got["ids"], *columns, strict=True)
+            offset += len(got["ids"])
+
+
+def _article(article_id: str, meta: dict[str, Any] | None) -> StoredArticle:
+    meta = meta or {}
+    return StoredArticle(id=article_id, title=str(meta.get("title", "")),
+                         source=str(meta.get("source", "")), url=str(meta.get("url", "")),
+                         published=str(meta.get("published", "")),
+                         passages=int(meta.get("passages", 0)), hash=str(meta.get("hash", "")),
+                         origin=str(meta.get("origin", "")))
+
+
+def _passage(pid: str, text: str | None, meta: dict[str, Any] | None) -> StoredPassage:
+    meta = meta or {}
+    return StoredPassage(id=pid, article_id=str(meta.get("article_id", "")),
+                         number=int(meta.get("number", 0)), text=text or "",
+                         start=int(meta.get("start", 0)), end=int(meta.get("end", 0)),
+                         title=str(meta.get("title", "")), source=str(meta.get("source", "")),
+                         url=str(meta.get("url", "")), published=str(meta.get("published", "")))

@@ -1,0 +1,86 @@
+"""The data that crosses module boundaries: articles, passages and read failures."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """NFC, collapsed whitespace, trimmed: the form article hashes are taken of."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def content_hash(text: str) -> str:
+    """Short stable hash of normalised text; equal for texts that differ only in spacing."""
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article as read from a file or record, before splitting."""
+
+    id: str
+    title: str
+    text: str
+    source: str
+    url: str = ""
+    published: str = ""
+    authors: str = ""
+    # The file an article came from: re-reading a changed file replaces the article it gave.
+    origin: str = ""
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.title + "\n" + self.text)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A span of an article's text: ``article.text[start:end] == text``."""
+
+    article_id: str
+    number: int
+    text: str
+    start: int
+    end: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.article_id}#{self.number}"
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """A file or record that could not be read; ``where`` names it for the user."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did, for the summary line and exit code."""
+
+    added: int = 0
+    unchanged: int = 0
+    replaced: int = 0
+    passages: int = 0
+    failures: list[ReadFailure] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def summary(self) -> str:
+        return (
+            f"articles: {self.added} added, {self.unchanged} unchanged, "
+            f"{self.replaced} replaced, {self.failed} failed; passages written: {self.passages}"
+        )

@@ -1,0 +1,117 @@
+"""Answerers turn a question and retrieved passages into answer text with [n] markers.
+
+Every answerer's text then goes through :class:`rag.citations.CitationChecker`; an answerer
+never decides on its own what counts as supported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from index.embedder import Embedder
+from index.passages import sentence_spans
+from rag.result import RetrievedPassage
+from rag.terms import content_terms, key_terms, stem, strip_markers, words
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a chat."""
+
+    role: str  # "user" or "assistant"
+    content: str
+
+
+class Answerer(Protocol):
+    """Streams answer text; markers [n] refer to ``passages[n - 1]``."""
+
+    @property
+    def name(self) -> str: ...
+
+    def stream(self, question: str, passages: Sequence[RetrievedPassage],
+               history: Sequence[Turn] = ()) -> Iterator[str]: ...
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    passage: int  # index into passages
+    start: int  # passage-relative span
+    end: int
+    text: str
+
+
+class ExtractiveAnswerer:
+    """Picks the few retrieved sentences that best answer the question, verbatim.
+
+    Offline and instant; the answer is only as fluent as the articles, but it cannot invent.
+    """
+
+    name = "extractive"
+
+    def __init__(self, embedder: Embedder, max_sentences: int = 2,
+                 min_similarity: float = 0.35, key_coverage: float = 0.5) -> None:
+        self._embedder = embedder
+        self.max_sentences = max_sentences
+        self.min_similarity = min_similarity
+        self.key_coverage = key_coverage
+
+    def stream(self, question: str, passages: Sequence[RetrievedPassage],
+               history: Sequence[Turn] = ()) -> Iterator[str]:
+        text = self.compose(question, passages)
+        if text:
+            yield text
+
+    def compose(self, question: str, passages: Sequence[RetrievedPassage]) -> str:
+        """The chosen sentences with their markers, or '' when nothing answers the question."""
+        candidates = self._candidates(question, passages)
+        if not candidates:
+            return ""
+        scores = self._score(question, candidates)
+        best = float(scores.max())
+        if best < self.min_similarity:
+            return ""
+        order = np.argsort(-scores)
+        chosen = [candidates[i] for i in order[: self.max_sentences]
+                  if scores[i] >= 0.85 * best]
+        chosen.sort(key=lambda c: (c.passage, c.start))
+        return " ".join(f"{strip_markers(c.text)} [{c.passage + 1}]" for c in chosen)
+
+    def _candidates(self, question: str,
+                    passages: Sequence[RetrievedPassage]) -> list[_Candidate]:
+        """Sentences of passages that mention the question's names and numbers."""
+        keys = key_terms(question)
+        seen: set[tuple[str, int]] = set()
+        found: list[_Candidate] = []
+        for i, passage in enumerate(passages):
+            if keys:
+                have = {stem(w) for w in words(passage.text)}
+                if len(keys & have) / len(keys) < self.key_coverage:
+                    continue
+            for start, end in sentence_spans(passage.text):
+                sentence = passage.text[start:end]
+                where = (passage.article_id, passage.start + start)
+                if where in seen or len(sentence.split()) < 4:
+                    continue  # overlapping passages repeat sentences
+                seen.add(where)
+                found.append(_Candidate(i, start, end, sentence))
+        return found
+
+    def _score(self, question: str, candidates: list[_Candidate]) -> np.typing.NDArray[np.float64]:
+        """Embedding similarity plus IDF-weighted overlap of the question's words."""
+        q = self._embedder.embed_query(question)
+        vectors = self._embedder.embed([c.text for c in candidates])
+        cosine = vectors @ q
+        q_terms = set(content_terms(question))
+        bags = [set(content_terms(c.text)) for c in candidates]
+        df = Counter(t for bag in bags for t in bag if t in q_terms)
+        weight = {t: math.log(1 + len(bags) / (1 + df[t])) for t in q_terms}
+        total = sum(weight.values()) or 1.0
+        lexical = np.array([sum(weight[t] for t in q_terms & bag) / total for bag in bags])
+        rank_prior = np.array([0.05 / (1 + c.passage) for c in candidates])
+        return np.asarray(0.7 * cosine + 0.3 * lexical + rank_prior, dtype=np.float64)

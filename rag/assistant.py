@@ -1,0 +1,54 @@
+"""Question in, checked and cited answer out: retrieval, an answerer, the citation check."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from rag.answerers import Answerer, Turn
+from rag.citations import CitationChecker
+from rag.result import NOT_COVERED, Answer
+from rag.retrieve import Retriever
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    """The one entry point the CLI, the API and the chat call."""
+
+    def __init__(self, retriever: Retriever, answerer: Answerer, checker: CitationChecker,
+                 top_k: int = 5) -> None:
+        self.retriever = retriever
+        self.answerer = answerer
+        self.checker = checker
+        self.top_k = top_k
+
+    def ask(self, question: str, top_k: int | None = None, where: dict[str, Any] | None = None,
+            history: Sequence[Turn] = ()) -> Answer:
+        final: Answer | None = None
+        for event in self.ask_stream(question, top_k, where, history):
+            if isinstance(event, Answer):
+                final = event
+        assert final is not None
+        return final
+
+    def ask_stream(self, question: str, top_k: int | None = None,
+                   where: dict[str, Any] | None = None,
+                   history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+        """Yield answer text as it is produced, then the checked Answer once."""
+        question = question.strip()
+        passages = self.retriever.retrieve(question, top_k or self.top_k, where)
+        if not passages:
+            yield Answer(question=question, answer=NOT_COVERED, abstained=True,
+                         answerer=self.answerer.name)
+            return
+        chunks: list[str] = []
+        for chunk in self.answerer.stream(question, passages, history):
+            chunks.append(chunk)
+            yield chunk
+        answer = self.checker.check(question, "".join(chunks), passages, self.answerer.name)
+        if answer.removed_sentences:
+            log.info("citation check removed %d unsupported sentence(s)",
+                     answer.removed_sentences)
+        yield answer

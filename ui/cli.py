@@ -1,0 +1,175 @@
+"""The ``rag`` command. Heavy modules are imported inside commands so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rag.result import Answer
+    from ui.settings import Settings
+
+log = logging.getLogger("rag")
+
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, accepted before or after the command name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
+                        help="data folder (default ./.rag, or RAG_DATA_DIR)")
+    common.add_argument("--collection", default=argparse.SUPPRESS,
+                        help="collection (corpus) name (default 'articles', or RAG_COLLECTION)")
+    common.add_argument("--chroma-url", default=argparse.SUPPRESS,
+                        help="use a Chroma server at this URL (or RAG_CHROMA_URL)")
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                        help="TOML or JSON settings file (or RAG_CONFIG)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="only warnings and errors on stderr; no progress bars")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="rag", parents=[common],
+        description="Answer questions about your articles, citing the passages used.",
+        epilog="Settings come from RAG_* environment variables; see the README.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", parents=[common], help="read articles into the store",
+                       description="Read .txt/.md/.html/.json/.jsonl files (folders "
+                       "recursively), split, embed and store them. Unchanged articles are "
+                       "skipped; changed ones replaced. Exit 1 if any file failed.")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.set_defaults(run=cmd_ingest)
+
+    p = sub.add_parser("ask", parents=[common], help="ask questions, get cited answers",
+                       description="Answer each question from the stored articles, citing "
+                       "passages as [n]. With --json: one result object per line.")
+    p.add_argument("questions", nargs="+", metavar="QUESTION")
+    p.add_argument("--top-k", type=int, default=None, help="passages to retrieve (default 5)")
+    p.add_argument("--json", action="store_true", help="print one JSON result per question")
+    p.set_defaults(run=cmd_ask)
+
+    p = sub.add_parser("list", parents=[common], help="list stored articles",
+                       description="List stored articles with their passage counts.")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(run=cmd_list)
+
+    p = sub.add_parser("remove", parents=[common], help="delete an article",
+                       description="Delete an article and its passages by id (see rag list).")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.set_defaults(run=cmd_remove)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="rag: %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "chromadb", "urllib3", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from index.embedder import EmbedderError
+    from index.store import StoreError
+
+    try:
+        settings = _settings(args)
+        run: Callable[[argparse.Namespace, Settings], int] = args.run
+        return run(args, settings)
+    except (StoreError, EmbedderError, ValueError, OSError) as exc:
+        print(f"rag: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rag: interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from ui.settings import load_settings
+
+    config = getattr(args, "config", None) or os.environ.get("RAG_CONFIG")
+    return load_settings(Path(config) if config else None,
+                         data_dir=getattr(args, "data_dir", None),
+                         collection=getattr(args, "collection", None),
+                         chroma_url=getattr(args, "chroma_url", None))
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from index.ingest import ingest_paths
+    from ui.wiring import build_embedder, build_store, split_options
+
+    store = build_store(settings)
+    embedder = build_embedder(settings)
+    report = ingest_paths(args.paths, store, embedder,
+                          max_bytes=int(settings.max_file_mb * 1_000_000),
+                          options=split_options(settings),
+                          progress=not getattr(args, "quiet", False))
+    for failure in report.failures:
+        print(f"rag: failed: {failure}", file=sys.stderr)
+    print(report.summary())
+    return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.wiring import build
+
+    components = build(settings)
+    if components.store.passage_count() == 0:
+        print("rag: the store is empty: run `rag ingest PATH` first", file=sys.stderr)
+        return EXIT_ERROR
+    for question in args.questions:
+        answer = components.assistant.ask(question, top_k=args.top_k)
+        if args.json:
+            print(answer.model_dump_json(), flush=True)
+        else:
+            print(format_answer(answer), flush=True)
+    return EXIT_OK
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer, then each cited passage with its article's title, source and date."""
+    lines = [answer.answer]
+    for c in answer.citations:
+        meta = " · ".join(x for x in (c.source, c.published, c.url) if x)
+        lines += ["", f"[{c.marker}] {c.title}", f"    {meta}"]
+        lines += textwrap.wrap(c.text, width=96, initial_indent="    ",
+                               subsequent_indent="    ")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.wiring import build_store
+
+    articles = sorted(build_store(settings).articles(), key=lambda a: (a.title, a.id))
+    if args.json:
+        print(json.dumps([a.as_dict() for a in articles], ensure_ascii=False))
+        return EXIT_OK
+    for a in articles:
+        print(f"{a.id}\t{a.passages} passages\t{a.title[:70]}\t{a.source}")
+    print(f"{len(articles)} articles", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.wiring import build_store
+
+    store = build_store(settings)
+    missing = [i for i in args.ids if not store.remove_article(i)]
+    for article_id in missing:
+        print(f"rag: no article with id {article_id!r} (see `rag list`)", file=sys.stderr)
+    print(f"removed {len(args.ids) - len(missing)} article(s)")
+    return EXIT_PARTIAL if missing else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

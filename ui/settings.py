@@ -1,0 +1,58 @@
+"""One typed settings object: ``RAG_*`` environment variables, optionally a TOML/JSON file.
+
+Created once by the command or server entry point and passed down; nothing deeper reads the
+environment. Every field has a description: the README's configuration table lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    data_dir: Path = Field(Path(".rag"), description="Folder for the embedded Chroma store and "
+                           "derived indexes.")
+    chroma_url: str | None = Field(None, description="Use a Chroma server at this URL "
+                                   "(e.g. http://127.0.0.1:8000) instead of the data folder.")
+    collection: str = Field("articles", description="Collection (corpus) name inside the store.")
+    top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    max_file_mb: float = Field(25.0, gt=0, description="Files larger than this are refused at "
+                               "ingest.")
+    passage_words: int = Field(200, ge=30, le=1000, description="Maximum words per passage.")
+    overlap_words: int = Field(40, ge=0, le=200, description="Words of trailing sentences "
+                               "repeated at the start of the next passage.")
+    embedder: Literal["minilm", "openai"] = Field("minilm", description="'minilm': "
+                                                  "all-MiniLM-L6-v2 int8 ONNX, offline; "
+                                                  "'openai': an OpenAI-compatible embeddings API.")
+    embed_model: str = Field("text-embedding-3-small", description="Model name for the "
+                             "'openai' embedder.")
+    embed_base_url: str | None = Field(None, description="Base URL for the 'openai' embedder "
+                                       "(default: OpenAI).")
+    embed_api_key: str | None = Field(None, description="API key for the 'openai' embedder "
+                                      "(falls back to OPENAI_API_KEY).")
+    embed_threads: int = Field(0, ge=0, description="onnxruntime threads for the embedder "
+                               "(0: all cores).")
+    log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING).")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from a TOML/JSON file (if given), then ``RAG_*`` variables, then overrides.
+
+    The environment wins over the file so a deployment can adjust one value without editing it.
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        text = config_file.read_text(encoding="utf-8")
+        values = json.loads(text) if config_file.suffix == ".json" else tomllib.loads(text)
+        env_set = Settings().model_fields_set
+        values = {k: v for k, v in values.items() if k not in env_set}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
