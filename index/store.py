@@ -175,7 +175,9 @@ class PassageStore:
         self._call(lambda: self._passages.delete(where={"article_id": article.id}))
         base = {"article_id": article.id, "title": article.title, "source": article.source,
                 "url": article.url, "published": article.published}
-        metadatas = [{**base, "number": p.number, "start": p.start, "end": p.end}
+        day = article.published[:10].replace("-", "")
+        metadatas = [{**base, "number": p.number, "start": p.start, "end": p.end,
+                      "published_day": int(day) if len(day) == 8 and day.isdigit() else 0}
                      for p in passages]
         step = max(1, int(self._client.get_max_batch_size()))
         for s in range(0, len(passages), step):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from rag.answerers import Answerer, Turn
 from rag.citations import CitationChecker
+from rag.filters import Filters
 from rag.result import NOT_COVERED, Answer
 from rag.retrieve import Retriever
 
@@ -24,21 +24,21 @@ class Assistant:
         self.checker = checker
         self.top_k = top_k
 
-    def ask(self, question: str, top_k: int | None = None, where: dict[str, Any] | None = None,
+    def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: Sequence[Turn] = ()) -> Answer:
         final: Answer | None = None
-        for event in self.ask_stream(question, top_k, where, history):
+        for event in self.ask_stream(question, top_k, filters, history):
             if isinstance(event, Answer):
                 final = event
         assert final is not None
         return final
 
     def ask_stream(self, question: str, top_k: int | None = None,
-                   where: dict[str, Any] | None = None,
+                   filters: Filters | None = None,
                    history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield answer text as it is produced, then the checked Answer once."""
         question = question.strip()
-        passages = self.retriever.retrieve(question, top_k or self.top_k, where)
+        passages = self.retriever.retrieve(question, top_k or self.top_k, filters)
         if not passages:
             yield Answer(question=question, answer=NOT_COVERED, abstained=True,
                          answerer=self.answerer.name)

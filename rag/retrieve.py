@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from index.embedder import Embedder
 from index.store import PassageStore, StoredPassage
+from rag.filters import Filters
 from rag.result import RetrievedPassage
 
 
@@ -15,7 +16,7 @@ class Retriever(Protocol):
     name: str
 
     def retrieve(self, question: str, k: int,
-                 where: dict[str, Any] | None = None) -> list[RetrievedPassage]: ...
+                 filters: Filters | None = None) -> list[RetrievedPassage]: ...
 
 
 def to_result(passage: StoredPassage, score: float) -> RetrievedPassage:
@@ -35,6 +36,7 @@ class DenseRetriever:
         self._embedder = embedder
 
     def retrieve(self, question: str, k: int,
-                 where: dict[str, Any] | None = None) -> list[RetrievedPassage]:
+                 filters: Filters | None = None) -> list[RetrievedPassage]:
         vector = self._embedder.embed_query(question)
+        where = filters.to_where() if filters else None
         return [to_result(p, s) for p, s in self._store.query(vector, k, where)]
