@@ -40,7 +40,6 @@ class Settings(BaseSettings):
                                       "(falls back to OPENAI_API_KEY).")
     embed_threads: int = Field(0, ge=0, description="onnxruntime threads for the embedder "
                                "(0: all cores).")
-    log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING).")
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
