@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from index.passages import sentence_spans, split_article
 from index.types import Article
 from tests.conftest import SAMPLE_DIR
@@ -26,7 +28,7 @@ def test_passages_cover_the_whole_text_and_overlap() -> None:
     text = " ".join(sentences)
     passages = split_article(_article(text), max_words=50, overlap_words=12)
     assert passages[0].start == 0 and passages[-1].end == len(text)
-    for a, b in zip(passages, passages[1:], strict=False):
+    for a, b in itertools.pairwise(passages):
         assert b.start < a.end, "consecutive passages share trailing sentences"
         assert b.start > a.start
     for s in sentences:
