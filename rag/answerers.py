@@ -112,8 +112,8 @@ class ExtractiveAnswerer:
             for k, (start, end) in enumerate(spans):
                 sentence = passage.text[start:end]
                 where = (passage.article_id, passage.start + start)
-                if where in seen or len(sentence.split()) < 4:
-                    continue  # overlapping passages repeat sentences
+                if where in seen or len(sentence.split()) < 4 or sentence == passage.title:
+                    continue  # overlapping passages repeat sentences; a headline answers nothing
                 seen.add(where)
                 if k and _leans_on_previous(sentence):
                     start = spans[k - 1][0]  # "But it collapsed..." needs what "it" is

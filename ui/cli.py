@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         run: Callable[[argparse.Namespace, Settings], int] = args.run
         return run(args, settings)
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return EXIT_OK
     except (StoreError, EmbedderError, ValueError, OSError) as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
