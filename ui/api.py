@@ -148,18 +148,47 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > limit:
             await _too_large(limit)(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        if limit == self.upload_bytes:
+            await self.app(scope, _counting(receive, limit), send)
+            return
+        # JSON bodies are small: read them here, so an oversized one is refused before
+        # FastAPI's parser (which would turn any read error into a generic 400).
+        body, more = b"", True
+        while more:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise ApiError(413, "too_large", _too_large_text(limit))
-            return message
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _too_large(limit)(scope, receive, send)
+                return
+        replayed = False
 
-        await self.app(scope, limited, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _counting(receive: Receive, limit: int) -> Receive:
+    """A receive that raises once more than ``limit`` body bytes have come in."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise ApiError(413, "too_large", _too_large_text(limit))
+        return message
+
+    return counted
 
 
 def _too_large_text(limit: int) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from index.ingest import ingest_results
 from index.readers import ReadResult, read_file, record_to_article
 from index.store import StoredArticle
-from index.types import Article, IngestReport, ReadFailure
+from index.types import IngestReport, ReadFailure
 from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
@@ -154,7 +154,9 @@ class ArticleService:
                     results.append(ReadFailure(where, result.reason))
                 else:
                     outcome.articles += 1
-                    results.append(_with_origin(result, f"upload:{name}/{shown}"))
+                    results.append(dataclasses.replace(
+                        result, origin=f"upload:{name}/{shown}",
+                        source=result.source.replace(str(path), shown)))  # not the temp path
         return UploadReport(outcomes, self._ingest(results, collection, progress))
 
     def ingest_records(self, records: Sequence[Any],
@@ -189,7 +191,3 @@ class ArticleService:
                           "articles": parts.store.article_count()},
                 "embedder": parts.embedder.name, "answerer": parts.assistant.answerer.name,
                 "retrieval": parts.assistant.retriever.name}
-
-
-def _with_origin(article: Article, origin: str) -> Article:
-    return dataclasses.replace(article, origin=origin)
