@@ -107,3 +107,14 @@ def secured_server(sample_dir: Path, embedder: MiniLMEmbedder) -> Iterator[LiveS
     server = serve_components(settings, embedder)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def scripted_server(sample_dir: Path, embedder: MiniLMEmbedder) -> Iterator[LiveServer]:
+    """The server with an answerer that streams many chunks, one sentence unsupported."""
+    from tests.scripted_answerer import scripted_components
+
+    settings = settings_for(sample_dir)
+    server = serve_components(settings, embedder, scripted_components(settings, embedder))
+    yield server
+    server.stop()

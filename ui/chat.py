@@ -115,8 +115,12 @@ def chat_messages(saved: dict[str, Any] | None) -> list[dict[str, str]]:
     """The Chatbot's messages from the saved turns (raw text is kept; display is derived)."""
     shown = []
     for turn in (saved or {}).get("turns", []):
-        content = (answer_markdown(turn) if turn["role"] == "assistant"
-                   else escape_markdown(turn["content"]))
+        if turn.get("notice"):  # our own text, not the articles'
+            content = turn["content"]
+        elif turn["role"] == "assistant":
+            content = answer_markdown(turn)
+        else:
+            content = escape_markdown(turn["content"])
         shown.append({"role": turn["role"], "content": content})
     return shown
 
