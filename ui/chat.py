@@ -47,6 +47,7 @@ CSS = """
 .rag-passage mark { background: #fde68a; color: inherit; }
 """
 
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~&$=^\"'])")
 
 
@@ -94,7 +95,7 @@ def _marked_passage(c: dict[str, Any]) -> str:
         out += [html.escape(text[pos:a]), "<mark>", html.escape(text[a:b]), "</mark>"]
         pos = b
     out.append(html.escape(text[pos:]))
-    return "".join(out)
+    return _BLANK_LINES.sub("\n\n", "".join(out))
 
 
 def answer_markdown(turn: dict[str, Any]) -> str:
@@ -142,7 +143,9 @@ def build_chat(service: ArticleService) -> gr.Blocks:
         status = gr.Markdown()
         with gr.Tab("Chat"), gr.Row():
             with gr.Column(scale=3):
+                # No share button: it would post the chat to an outside service.
                 chatbot = gr.Chatbot(label="Answers", height=520, latex_delimiters=[],
+                                     buttons=["copy", "copy_all"],
                                      sanitize_html=True, elem_id="rag-chatbot",
                                      placeholder="Ask a question about your articles.")
                 question = gr.Textbox(placeholder="Ask a question and press Enter",
