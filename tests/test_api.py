@@ -264,3 +264,15 @@ def test_docs_are_served_without_a_cdn(live_server: LiveServer) -> None:
     for path in ("/api/query", "/api/query/stream", "/api/articles", "/api/health",
                  "/v1/chat/completions", "/v1/models"):
         assert path in schema["paths"]
+
+
+def test_chat_and_its_upload_take_the_key_as_password(secured_server: LiveServer) -> None:
+    url = secured_server.url
+    assert httpx.post(f"{url}/gradio_api/upload").status_code == 401
+    assert httpx.get(f"{url}/config").status_code == 401
+    wrong = httpx.post(f"{url}/login", data={"username": "me", "password": "wrong"})
+    assert wrong.status_code != 200 or not wrong.cookies
+    with httpx.Client(base_url=url) as browser:
+        assert browser.post("/login", data={"username": "me", "password": API_KEY}).json()[
+            "success"] is True
+        assert browser.get("/config").status_code == 200
