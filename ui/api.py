@@ -1,9 +1,7 @@
-"""The HTTP API: JSON under /api, an OpenAI-compatible endpoint under /v1, docs at /docs.
+"""The HTTP API: JSON under /api, the OpenAI-compatible /v1 (ui.openai_api), docs at /docs.
 
 Handlers are thin: they validate, run the shared service in a thread pool (retrieval and
-embedding are CPU-bound) and serialise. Every failure has one JSON shape::
-
-    {"error": {"status": 422, "code": "validation_error", "message": "...", "details": [...]}}
+embedding are CPU-bound) and serialise. Every failure has the one JSON shape of ui.api_base.
 """
 
 from __future__ import annotations
@@ -12,202 +10,43 @@ import hmac
 import json
 import logging
 import tempfile
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from index.embedder import EmbedderError
-from index.store import EmbeddingModelMismatch, StoreError, StoreUnavailable
+from index.store import StoreUnavailable
 from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
+from ui.api_base import (
+    ApiError,
+    BodyLimit,
+    Collection,
+    CollectionQuery,
+    ErrorBody,
+    ErrorResponse,
+    chain,
+    check_question,
+    first_event,
+    install_error_handlers,
+)
+from ui.openai_api import openai_routes
 from ui.service import ArticleService, UploadReport, safe_filename
 
 log = logging.getLogger(__name__)
 
-COLLECTION_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$"
-MODEL_ID = "rag-articles"
 _UPLOAD_PATH = "/api/articles"
 
 
-# -- the one error shape ---------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """A failure the client can act on; rendered as the JSON error body."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 details: list[Any] | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = details or []
-        self.headers = headers
-
-
-class ErrorBody(BaseModel):
-    status: int = Field(description="The HTTP status, repeated for clients that lose it.")
-    code: str = Field(description="Stable machine-readable reason, e.g. 'validation_error'.")
-    message: str = Field(description="What is wrong, for a person.")
-    details: list[Any] = Field(default_factory=list, description="Per-field problems.")
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
-
-def error_response(status: int, code: str, message: str, details: list[Any] | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(status=status, code=code, message=message,
-                                         details=details or []))
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
-
-
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-                 422: "validation_error", 429: "too_many_requests", 503: "unavailable"}
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def api_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-
-    async def http_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        code = _STATUS_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail),
-                              headers=dict(exc.headers or {}))
-
-    async def validation_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError | ValidationError)
-        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
-                    "type": e.get("type", "")} for e in exc.errors()]
-        first = details[0] if details else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(x) for x in first["loc"] if x != "body") or "request"
-        return error_response(422, "validation_error", f"{where}: {first['msg']}", details)
-
-    async def store_error(_: Request, exc: Exception) -> Response:
-        if isinstance(exc, StoreUnavailable):
-            return error_response(503, "store_unavailable", str(exc))
-        if isinstance(exc, EmbeddingModelMismatch):
-            return error_response(409, "embedding_model_mismatch", str(exc))
-        return error_response(400, "store_error", str(exc))
-
-    async def embedder_error(_: Request, exc: Exception) -> Response:
-        return error_response(503, "embedder_unavailable", str(exc))
-
-    async def internal_error(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal error; see the server log")
-
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(ValidationError, validation_error)
-    app.add_exception_handler(StoreError, store_error)
-    app.add_exception_handler(EmbedderError, embedder_error)
-    app.add_exception_handler(Exception, internal_error)
-
-
-# -- request body limit ----------------------------------------------------------------------
-
-
-class BodyLimit:
-    """Refuse /api and /v1 bodies over a limit, by Content-Length and while streaming.
-
-    Starlette has no body limit of its own; without one a client could make us buffer
-    gigabytes before validation runs.
-    """
-
-    def __init__(self, app: ASGIApp, json_bytes: int, upload_bytes: int) -> None:
-        self.app = app
-        self.json_bytes = json_bytes
-        self.upload_bytes = upload_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(("/api/", "/v1/")):
-            await self.app(scope, receive, send)
-            return
-        limit = self.upload_bytes if path.rstrip("/") == _UPLOAD_PATH else self.json_bytes
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length", b"").decode("latin-1")
-        if declared.isdigit() and int(declared) > limit:
-            await _too_large(limit)(scope, receive, send)
-            return
-        if limit == self.upload_bytes:
-            await self.app(scope, _counting(receive, limit), send)
-            return
-        # JSON bodies are small: read them here, so an oversized one is refused before
-        # FastAPI's parser (which would turn any read error into a generic 400).
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                await _too_large(limit)(scope, receive, send)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-def _counting(receive: Receive, limit: int) -> Receive:
-    """A receive that raises once more than ``limit`` body bytes have come in."""
-    seen = 0
-
-    async def counted() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise ApiError(413, "too_large", _too_large_text(limit))
-        return message
-
-    return counted
-
-
-def _too_large_text(limit: int) -> str:
-    return f"request body is over the {limit / 1e6:.2f} MB limit"
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return error_response(413, "too_large", _too_large_text(limit))
-
-
 # -- request and response models -------------------------------------------------------------
-
-Collection = Annotated[str | None, Field(
-    None, pattern=COLLECTION_PATTERN,
-    description="Collection (corpus) to use; default: the server's (RAG_COLLECTION).")]
-CollectionQuery = Annotated[str | None, Query(
-    pattern=COLLECTION_PATTERN,
-    description="Collection (corpus) to use; default: the server's (RAG_COLLECTION).")]
-
 
 class HistoryTurn(BaseModel):
     role: Literal["user", "assistant"]
@@ -283,30 +122,6 @@ class Health(BaseModel):
     retrieval: str | None = None
 
 
-class ChatMessage(BaseModel):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.content, list):
-            return " ".join(str(p.get("text", "")) for p in self.content
-                            if p.get("type") == "text")
-        return self.content or ""
-
-
-class ChatCompletionRequest(BaseModel):
-    """The OpenAI chat request; sampling options are accepted and ignored."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str = MODEL_ID
-    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
-    stream: bool = False
-    top_k: int | None = Field(None, ge=1, le=50)
-    filters: Filters | None = None
-    collection: Collection = None
-
-
 # -- the app ---------------------------------------------------------------------------------
 
 
@@ -318,10 +133,10 @@ def create_api(service: ArticleService) -> FastAPI:
                   "the passage that supports it. Errors: `{\"error\": {status, code, message, "
                   "details}}`.")
     app.state.service = service
-    _install_error_handlers(app)
+    install_error_handlers(app)
     upload_limit = int(settings.max_file_mb * 1_000_000) * settings.max_upload_files + 1_000_000
     app.add_middleware(BodyLimit, json_bytes=settings.max_request_kb * 1024,
-                       upload_bytes=upload_limit)
+                       upload_bytes=upload_limit, upload_path=_UPLOAD_PATH)
     guard = Depends(_bearer_guard(service))
     errors: dict[int | str, dict[str, Any]] = {
         code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 503)}
@@ -332,7 +147,7 @@ def create_api(service: ArticleService) -> FastAPI:
             tags=["api"], responses=errors)(_health_route(service))
     app.include_router(api, tags=["api"])
     v1 = APIRouter(prefix="/v1", dependencies=[guard], responses=errors)
-    _openai_routes(v1, service)
+    openai_routes(v1, service)
     app.include_router(v1, tags=["openai"])
     _docs_routes(app)
     _not_found_routes(app, guard)
@@ -366,16 +181,6 @@ def authorized(service: ArticleService, request: Request) -> bool:
         token.strip().encode(), key.get_secret_value().encode())
 
 
-def _check_question(service: ArticleService, question: str) -> str:
-    limit = service.settings.max_question_chars
-    if not question.strip():
-        raise ApiError(422, "validation_error", "question: must not be empty")
-    if len(question) > limit:
-        raise ApiError(422, "validation_error", f"question: {len(question)} characters, over "
-                       f"the {limit} character limit")
-    return question
-
-
 def _turns(history: list[HistoryTurn]) -> list[Turn]:
     return [Turn(t.role, t.content) for t in history]
 
@@ -384,7 +189,7 @@ def _query_routes(api: APIRouter, service: ArticleService) -> None:
     @api.post("/query", response_model=Answer)
     async def query(body: QueryRequest) -> Answer:
         """Answer a question; the result contract of the README."""
-        question = _check_question(service, body.question)
+        question = check_question(service, body.question)
         return await run_in_threadpool(service.ask, question, body.top_k, body.filters,
                                        _turns(body.history), body.collection)
 
@@ -394,30 +199,20 @@ def _query_routes(api: APIRouter, service: ArticleService) -> None:
                        "(the result contract) or one `error` event."}})
     async def query_stream(body: QueryRequest) -> Response:
         """Server-Sent Events: the answer's text as produced, then the checked answer once."""
-        question = _check_question(service, body.question)
+        question = check_question(service, body.question)
         events = service.ask_stream(question, body.top_k, body.filters, _turns(body.history),
                                     body.collection)
-        first = await run_in_threadpool(_first, events)  # store errors still get a status
+        first = await run_in_threadpool(first_event, events)  # store errors still get a status
         return StreamingResponse(_sse(first, events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
-
-
-def _first(events: Iterator[str | Answer]) -> str | Answer | None:
-    return next(events, None)
 
 
 async def _sse(first: str | Answer | None, rest: Iterator[str | Answer]) -> AsyncIterator[str]:
     def event(name: str, data: str) -> str:
         return f"event: {name}\ndata: {data}\n\n"
 
-    async def all_events() -> AsyncIterator[str | Answer]:
-        if first is not None:
-            yield first
-        async for item in iterate_in_threadpool(rest):
-            yield item
-
     try:
-        async for item in all_events():
+        async for item in chain([first] if first is not None else [], rest):
             if isinstance(item, Answer):
                 yield event("answer", item.model_dump_json())
             else:
@@ -531,102 +326,6 @@ def _health_route(service: ArticleService) -> Any:
         return found if authorized(service, request) else {"status": found["status"]}
 
     return health
-
-
-# -- OpenAI-compatible -----------------------------------------------------------------------
-
-
-def _openai_routes(v1: APIRouter, service: ArticleService) -> None:
-    @v1.get("/models")
-    async def models() -> dict[str, Any]:
-        """The one model: the articles, answered with citations."""
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0,
-                                            "owned_by": "rag-articles"}]}
-
-    @v1.post("/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
-        """The last user message is the question, earlier ones the history. Citations ride
-        in the extra field `citations` (and the full result in `result`), in the response or
-        in the final stream chunk."""
-        question, history = _conversation(service, body.messages)
-        events = service.ask_stream(question, body.top_k, body.filters, history,
-                                    body.collection)
-        reply_id = f"chatcmpl-{uuid.uuid4().hex}"
-        if not body.stream:
-            answer = await run_in_threadpool(_final, events)
-            return JSONResponse(_completion(reply_id, body.model, answer))
-        first = await run_in_threadpool(_first, events)
-        return StreamingResponse(_openai_chunks(reply_id, body.model, first, events),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
-
-
-def _conversation(service: ArticleService,
-                  messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
-    if messages[-1].role != "user":
-        raise ApiError(422, "validation_error", "messages: the last message must be the "
-                       "user's question")
-    question = _check_question(service, messages[-1].text())
-    history = [Turn(m.role, m.text()) for m in messages[:-1]
-               if m.role in ("user", "assistant") and m.text().strip()]
-    return question, history
-
-
-def _final(events: Iterator[str | Answer]) -> Answer:
-    answer = None
-    for item in events:
-        if isinstance(item, Answer):
-            answer = item
-    if answer is None:
-        raise RuntimeError("the assistant produced no answer")
-    return answer
-
-
-def _citations(answer: Answer) -> list[dict[str, Any]]:
-    return [c.model_dump() for c in answer.citations]
-
-
-def _completion(reply_id: str, model: str, answer: Answer) -> dict[str, Any]:
-    return {"id": reply_id, "object": "chat.completion", "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": answer.answer}}],
-            "citations": _citations(answer), "result": answer.model_dump()}
-
-
-async def _openai_chunks(reply_id: str, model: str, first: str | Answer | None,
-                         rest: Iterator[str | Answer]) -> AsyncIterator[str]:
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        data = {"id": reply_id, "object": "chat.completion.chunk", "created": created,
-                "model": model, "choices": [{"index": 0, "delta": delta,
-                                             "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-    yield chunk({"role": "assistant", "content": ""})
-    items: list[str | Answer] = [first] if first is not None else []
-    try:
-        async for item in _chain(items, rest):
-            if isinstance(item, Answer):
-                # A streamed sentence the check removed cannot be unsent: the final chunk
-                # carries the checked text in result.answer.
-                yield chunk({}, "stop", citations=_citations(item), result=item.model_dump())
-            elif item:
-                yield chunk({"content": item})
-    except Exception as exc:
-        log.exception("stream failed")
-        body = ErrorBody(status=500, code="stream_failed", message=str(exc))
-        yield f"data: {ErrorResponse(error=body).model_dump_json()}\n\n"
-    yield "data: [DONE]\n\n"
-
-
-async def _chain(head: list[str | Answer],
-                 rest: Iterator[str | Answer]) -> AsyncIterator[str | Answer]:
-    for item in head:
-        yield item
-    async for item in iterate_in_threadpool(rest):
-        yield item
 
 
 # -- docs and unknown routes -----------------------------------------------------------------
