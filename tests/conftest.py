@@ -22,6 +22,9 @@ SAMPLE_DIR = ROOT / "examples" / "articles"
 BIN = Path(sys.executable).parent
 MAX_BYTES = 25_000_000
 
+# Real servers on loopback (our API and chat) live in their own module.
+pytest_plugins = ["tests.server_fixtures"]
+
 
 def free_port() -> int:
     with socket.socket() as s:
