@@ -10,6 +10,7 @@ import Stemmer
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _MARKER = re.compile(r"\s*\[\d{1,3}\](?:\s*\[\d{1,3}\])*")
 _NUMBER = re.compile(r"\d")
+_POSSESSIVE = re.compile(r"['’]s$")
 _STEMMER = Stemmer.Stemmer("english")
 
 STOPWORDS = frozenset("""
@@ -45,7 +46,8 @@ def content_terms(text: str) -> list[str]:
 def key_terms(text: str) -> set[str]:
     """Names and numbers: words that must appear in a passage for it to be about the same thing.
 
-    A capitalised word counts unless it opens the text or a sentence.
+    A capitalised word counts unless it opens the text or a sentence; an opening word in the
+    possessive ("China's ambassador") still counts, since only names take it capitalised.
     """
     keys: set[str] = set()
     tokens = list(_WORD.finditer(text))
@@ -53,6 +55,8 @@ def key_terms(text: str) -> set[str]:
         word = match.group()
         before = text[tokens[i - 1].end():match.start()] if i else ""
         opens = i == 0 or any(ch in before for ch in ".?!:\n“\"")
+        if opens and _POSSESSIVE.search(word):  # but not a contraction: "It's", "Let's"
+            opens = word[:-2].lower() in STOPWORDS or word[:-2].lower() == "let"
         if _NUMBER.search(word) or (word[0].isupper() and not opens
                                     and word.lower() not in STOPWORDS):
             keys.add(stem(word))
