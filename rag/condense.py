@@ -70,9 +70,11 @@ class LLMCondenser:
             return question
         text = self.model.complete(condense_messages(question, history), self.generation)
         rewritten = clean_rewrite(text)
-        # A small model sometimes answers instead of rewriting, or rambles: keep the rule then.
+        # A small model sometimes answers instead of rewriting, echoes the question, or
+        # rambles: the rule is better then.
         answered = question.rstrip().endswith("?") and "?" not in rewritten
-        if not rewritten or answered or len(rewritten) > 3 * len(question) + 200:
+        echoed = _same(rewritten, question) and needs_context(question)
+        if not rewritten or answered or echoed or len(rewritten) > 3 * len(question) + 200:
             log.info("condense: model output unusable (%r); using the rule", text[:80])
             return self.fallback.condense(question, history)
         return rewritten
@@ -83,3 +85,7 @@ def clean_rewrite(text: str) -> str:
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
     line = _PREFIX.sub("", line).strip().strip("\"'“”").strip()
     return line
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_ARTICLES = ROOT / "examples" / "articles"
 SERVER_KEY = "local-test-key"
 # Small answers and few passages keep the tiny model's work (and the suite) short.
-TEST_GENERATION = Generation(max_tokens=64, temperature=0.0)
+TEST_GENERATION = Generation(max_tokens=48, temperature=0.0)
 TEST_TOP_K = 2
 
 
