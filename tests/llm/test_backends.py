@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -59,8 +60,8 @@ def test_unreachable_server_fails_fast_with_a_clear_error() -> None:
 class _Scripted(BaseHTTPRequestHandler):
     """Answers /v1/chat/completions from a script of (delay, status) steps."""
 
-    script: list[tuple[float, int]] = []
-    seen: list[str] = []
+    script: ClassVar[list[tuple[float, int]]] = []
+    seen: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -116,7 +117,7 @@ def test_slow_server_hits_the_timeout(slow_server: tuple[str, list[str]]) -> Non
     url, _ = slow_server
     model = OpenAIChatModel("local-model", base_url=url, timeout=0.5, max_retries=0)
     started = time.monotonic()
-    with pytest.raises(LLMUnavailable, match="did not answer within 0.5s"):
+    with pytest.raises(LLMUnavailable, match=r"did not answer within 0\.5s"):
         model.complete(HELLO, SHORT)
     assert time.monotonic() - started < 2.5
 
