@@ -160,7 +160,8 @@ class LlamaCppChatModel:
         try:
             # Llama() defaults to a 512-token context, too small for a prompt of passages.
             self._llama = Llama(model_path=str(model_path), n_ctx=context_window,
-                                n_threads=threads or None, verbose=False)
+                                n_threads=threads or None, n_threads_batch=threads or None,
+                                verbose=False)
         except ValueError as exc:
             raise LLMError(f"cannot load {model_path}: {exc}") from exc
 
