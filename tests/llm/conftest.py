@@ -23,6 +23,7 @@ from index.ingest import ingest_paths
 from index.store import PassageStore, open_client
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
+from rag.condense import Condenser
 from rag.llm import ChatModel, Generation, OpenAIChatModel
 from rag.llm_answerer import LLMAnswerer
 from rag.result import Answer
@@ -121,10 +122,9 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory,
 
 
 def make_assistant(model: ChatModel, store: PassageStore, embedder: MiniLMEmbedder,
-                   condenser: object = None) -> Assistant:
+                   condenser: Condenser | None = None) -> Assistant:
     return Assistant(DenseRetriever(store, embedder), LLMAnswerer(model, TEST_GENERATION),
-                     CitationChecker(embedder), top_k=TEST_TOP_K,
-                     condenser=condenser)  # type: ignore[arg-type]
+                     CitationChecker(embedder), top_k=TEST_TOP_K, condenser=condenser)
 
 
 @pytest.fixture
