@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from index.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from index.ingest import SplitOptions
+from index.lexical import LexicalIndex
 from index.store import PassageStore, open_client
 from rag.answerers import ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
-from rag.retrieve import DenseRetriever
+from rag.retrieve import FusionOptions, HybridRetriever, Retriever
 from ui.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,17 @@ def build_store(settings: Settings) -> PassageStore:
 
 
 def split_options(settings: Settings) -> SplitOptions:
-    return SplitOptions(max_words=settings.passage_words, overlap_words=settings.overlap_words)
+    return SplitOptions(max_words=settings.passage_words, overlap_words=settings.overlap_words,
+                        clean_boilerplate=settings.clean_boilerplate)
+
+
+def build_retriever(settings: Settings, store: PassageStore, embedder: Embedder) -> Retriever:
+    """Hybrid by default; the BM25 index lives beside the Chroma data, per collection."""
+    lexical = LexicalIndex(store, settings.data_dir / "bm25" / settings.collection)
+    options = FusionOptions(k=settings.fusion_k, dense_weight=settings.dense_weight,
+                            bm25_weight=settings.bm25_weight, candidates=settings.candidates,
+                            dedupe_threshold=settings.dedupe_threshold)
+    return HybridRetriever(store, embedder, lexical, options, mode=settings.retriever)
 
 
 @dataclass
@@ -59,7 +70,8 @@ def build(settings: Settings) -> Components:
     embedder = build_embedder(settings)
     checker = CitationChecker(embedder)
     answerer = ExtractiveAnswerer(embedder)
-    assistant = Assistant(DenseRetriever(store, embedder), answerer, checker, settings.top_k)
+    retriever = build_retriever(settings, store, embedder)
+    assistant = Assistant(retriever, answerer, checker, settings.top_k)
     log.info("answerer: %s; retrieval: %s; collection %r", answerer.name,
              assistant.retriever.name, settings.collection)
     return Components(settings, store, embedder, assistant)
