@@ -53,15 +53,24 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 
 class _Built:
-    """One loaded index: the bm25s model plus per-passage metadata arrays for filtering."""
+    """One loaded index: bm25s models over passages and over whole articles, plus metadata
+    arrays for filtering (per passage, and per article at the first passage's position)."""
 
-    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
+    def __init__(self, model: Any, article_model: Any, meta: dict[str, Any]) -> None:
         self.model = model
+        self.article_model = article_model
         self.stamp: str = meta["stamp"]
         self.ids: list[str] = meta["ids"]
         self.article_ids = np.array(meta["article_ids"], dtype=object)
         self.sources = np.array(meta["sources"], dtype=object)
         self.days = np.array(meta["days"], dtype=np.int64)
+        firsts = _first_positions(meta["article_ids"])
+        self.articles: list[str] = [meta["article_ids"][i] for i in firsts]
+        self._firsts = np.array(firsts, dtype=np.int64)
+
+    def article_mask(self, where: LexicalFilter | None) -> npt.NDArray[np.float32] | None:
+        mask = self.mask(where)
+        return None if mask is None else mask[self._firsts]
 
     def mask(self, where: LexicalFilter | None) -> npt.NDArray[np.float32] | None:
         if where is None:
@@ -112,6 +121,23 @@ class LexicalIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(built.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
+    def search_articles(self, question: str, k: int,
+                        where: LexicalFilter | None = None) -> list[tuple[str, float]]:
+        """(article id, BM25 score) of the k best whole articles: evidence spread over several
+        passages of one article counts together."""
+        built = self._current()
+        tokens = tokenize([question])[0]
+        if k <= 0 or not built.articles or not tokens:
+            return []
+        scores = built.article_model.get_scores(tokens)
+        mask = built.article_mask(where)
+        if mask is not None:
+            scores = scores * mask
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(built.articles[i], float(scores[i])) for i in top if scores[i] > 0]
+
     def _current(self) -> _Built:
         """The in-memory index if fresh, else the saved one if fresh, else a rebuild."""
         stamp = self.stamp()
@@ -129,10 +155,13 @@ class LexicalIndex:
 
         try:
             meta = json.loads((self.folder / _META).read_text(encoding="utf-8"))
-            model = bm25s.BM25.load(str(self.folder)) if meta["ids"] else None
+            model = articles = None
+            if meta["ids"]:
+                model = bm25s.BM25.load(str(self.folder / "passages"))
+                articles = bm25s.BM25.load(str(self.folder / "articles"))
         except (OSError, ValueError, KeyError):
             return None
-        return _Built(model, meta)
+        return _Built(model, articles, meta)
 
     def _rebuild(self, stamp: str) -> _Built:
         """Index every stored passage (title + text, as embedded) and save it atomically."""
@@ -144,14 +173,21 @@ class LexicalIndex:
             "article_ids": [p.article_id for p in passages],
             "sources": [p.source for p in passages],
             "days": [_day(p.published) for p in passages]}
-        model = None
+        model = articles = None
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.folder.parent))
         if passages:
+            tokens = tokenize([f"{p.title}\n{p.text}" for p in passages])
             model = bm25s.BM25()
-            model.index(tokenize([f"{p.title}\n{p.text}" for p in passages]),
-                        show_progress=False)
-            model.save(str(tmp), show_progress=False)
+            model.index(tokens, show_progress=False)
+            model.save(str(tmp / "passages"), show_progress=False)
+            by_article: dict[str, list[str]] = {}
+            for p, t in zip(passages, tokens, strict=True):
+                by_article.setdefault(p.article_id, []).extend(t)
+            articles = bm25s.BM25()
+            articles.index([by_article[a] for a in dict.fromkeys(meta["article_ids"])],
+                           show_progress=False)
+            articles.save(str(tmp / "articles"), show_progress=False)
         (tmp / _META).write_text(json.dumps(meta), encoding="utf-8")
         old = self.folder.with_name(f".old-{self.folder.name}-{os.getpid()}")
         if self.folder.exists():  # swap whole folders so a reader never sees a mix
@@ -160,7 +196,15 @@ class LexicalIndex:
         shutil.rmtree(old, ignore_errors=True)
         self.rebuilds += 1
         log.info("bm25: indexed %d passages in %s", len(passages), self.folder)
-        return _Built(model, meta)
+        return _Built(model, articles, meta)
+
+
+def _first_positions(article_ids: Sequence[str]) -> list[int]:
+    """Index of each article's first passage, in first-seen order."""
+    seen: dict[str, int] = {}
+    for i, aid in enumerate(article_ids):
+        seen.setdefault(aid, i)
+    return list(seen.values())
 
 
 def _day(published: str) -> int:

@@ -65,6 +65,7 @@ class FusionOptions:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     candidates: int = 50  # passages each ranking contributes before fusion
+    article_weight: float = 0.0  # weight of the whole-article BM25 ranking (hybrid, bm25)
     dedupe_threshold: float = 0.6
 
 
@@ -109,9 +110,23 @@ class HybridRetriever:
             lexical = self._lexical.search(question, n, lexical_filter(filters))
             rankings.append(([pid for pid, _ in lexical], o.bm25_weight))
         fused = reciprocal_rank_fusion(rankings, o.k)
+        if o.article_weight > 0 and self.mode != "dense" and fused:
+            fused = self._with_article_ranking(question, fused, filters)
         missing = [pid for pid, _ in fused if pid not in found]
         if missing:
             found.update((p.id, p) for p in self._store.passages(missing))
         ranked = [to_result(found[pid], score) for pid, score in fused if pid in found]
         ranked = collapse_duplicates(ranked, o.dedupe_threshold)
         return self.reranker.rerank(question, ranked)[:k]
+
+    def _with_article_ranking(self, question: str, fused: list[tuple[str, float]],
+                              filters: Filters | None) -> list[tuple[str, float]]:
+        """Add each candidate's article rank in a whole-article BM25 ranking: a passage of an
+        article that matches the question as a whole beats a lone lucky passage."""
+        o = self.options
+        articles = self._lexical.search_articles(question, o.candidates,
+                                                 lexical_filter(filters))
+        rank = {aid: r for r, (aid, _) in enumerate(articles, start=1)}
+        scored = [(pid, score + (o.article_weight / (o.k + rank[a]) if a in rank else 0.0))
+                  for pid, score in fused for a in [pid.rsplit("#", 1)[0]]]
+        return sorted(scored, key=lambda item: -item[1])

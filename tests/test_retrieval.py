@@ -13,7 +13,12 @@ from index.lexical import LexicalIndex
 from index.store import PassageStore, open_client
 from index.types import Article
 from rag.filters import Filters
-from rag.retrieve import FusionOptions, HybridRetriever, reciprocal_rank_fusion
+from rag.retrieve import (
+    FusionOptions,
+    HybridRetriever,
+    lexical_filter,
+    reciprocal_rank_fusion,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "articles"
 
@@ -155,6 +160,17 @@ def test_filters_apply_to_dense_and_bm25_sides(
         assert by_date and {p.article_id for p in by_date} == {"volcano"}, mode
         by_id = retriever.retrieve(question, 5, Filters(article_ids=["wire-a"]))
         assert {p.article_id for p in by_id} <= {"wire-a"}, mode
+
+
+def test_whole_article_ranking_respects_filters(
+        store: PassageStore, embedder: MiniLMEmbedder, lexical: LexicalIndex) -> None:
+    _ingest(store, embedder, ARTICLES)
+    assert lexical.search_articles("Tolbek volcano chess", 4)[0][0] in {"volcano", "chess"}
+    only = lexical.search_articles("Tolbek volcano chess", 4,
+                                   lexical_filter(Filters(sources=["sport.example"])))
+    assert [a for a, _ in only] == ["chess"]
+    retriever = HybridRetriever(store, embedder, lexical, FusionOptions(article_weight=1.0))
+    assert retriever.retrieve("Tolbek volcano eruption", 1)[0].article_id == "volcano"
 
 
 def test_hybrid_finds_a_rare_name_and_a_paraphrase(

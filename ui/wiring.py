@@ -51,7 +51,8 @@ def build_retriever(settings: Settings, store: PassageStore, embedder: Embedder)
     lexical = LexicalIndex(store, settings.data_dir / "bm25" / settings.collection)
     options = FusionOptions(k=settings.fusion_k, dense_weight=settings.dense_weight,
                             bm25_weight=settings.bm25_weight, candidates=settings.candidates,
-                            dedupe_threshold=settings.dedupe_threshold)
+                            dedupe_threshold=settings.dedupe_threshold,
+                            article_weight=settings.article_weight)
     return HybridRetriever(store, embedder, lexical, options, mode=settings.retriever)
 
 
