@@ -98,3 +98,27 @@ def test_rag_eval_json_prints_exactly_the_documented_keys(
     # the user's own collection was left untouched
     assert main(["-q", "--data-dir", str(data), "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_rag_ask_filters_by_source_and_rejects_a_bad_date(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "a", "title": "Harbour reopens in Varsa", "source": "one.test",
+         "published": "2022-06-01", "text": "The harbour of Varsa reopened on Monday after "
+         "the storm, the port authority said."},
+        {"id": "b", "title": "Harbour stays shut in Delmar", "source": "two.test",
+         "published": "2022-06-20", "text": "The harbour of Delmar stays shut after the "
+         "storm, the port authority said on Friday."},
+    ]), encoding="utf-8")
+    data = ["-q", "--data-dir", str(tmp_path / "data")]
+    assert main([*data, "ingest", str(articles)]) == 0
+    capsys.readouterr()
+    assert main([*data, "ask", "--json", "--source", "two.test", "What happened to the "
+                 "harbour after the storm?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["passages"] and {p["source"] for p in result["passages"]} == {"two.test"}
+    assert main([*data, "ask", "--json", "--until", "2022-06-10", "Harbour?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {p["article_id"] for p in result["passages"]} == {"a"}
+    assert main([*data, "ask", "--since", "June 1", "Harbour?"]) == 2
