@@ -108,35 +108,30 @@ class LexicalIndex:
     def search(self, question: str, k: int,
                where: LexicalFilter | None = None) -> list[tuple[str, float]]:
         """(passage id, BM25 score) of the k best passages with a positive score."""
-        built = self._current()
-        tokens = tokenize([question])[0]
-        if k <= 0 or not built.ids or not tokens:
-            return []
-        scores = built.model.get_scores(tokens)
-        mask = built.mask(where)
-        if mask is not None:
-            scores = scores * mask
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(built.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return self.rank(question, k, 0, where)[0]
 
     def search_articles(self, question: str, k: int,
                         where: LexicalFilter | None = None) -> list[tuple[str, float]]:
         """(article id, BM25 score) of the k best whole articles: evidence spread over several
         passages of one article counts together."""
+        return self.rank(question, 0, k, where)[1]
+
+    def rank(self, question: str, passages: int, articles: int,
+             where: LexicalFilter | None = None
+             ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """Both rankings from one freshness check: the best passages and the best articles."""
         built = self._current()
         tokens = tokenize([question])[0]
-        if k <= 0 or not built.articles or not tokens:
-            return []
-        scores = built.article_model.get_scores(tokens)
-        mask = built.article_mask(where)
-        if mask is not None:
-            scores = scores * mask
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(built.articles[i], float(scores[i])) for i in top if scores[i] > 0]
+        if not built.ids or not tokens:
+            return [], []
+        best: list[tuple[str, float]] = []
+        best_articles: list[tuple[str, float]] = []
+        if passages > 0:
+            best = _top(built.model.get_scores(tokens), built.mask(where), built.ids, passages)
+        if articles > 0:
+            best_articles = _top(built.article_model.get_scores(tokens),
+                                 built.article_mask(where), built.articles, articles)
+        return best, best_articles
 
     def _current(self) -> _Built:
         """The in-memory index if fresh, else the saved one if fresh, else a rebuild."""
@@ -197,6 +192,17 @@ class LexicalIndex:
         self.rebuilds += 1
         log.info("bm25: indexed %d passages in %s", len(passages), self.folder)
         return _Built(model, articles, meta)
+
+
+def _top(scores: npt.NDArray[Any], mask: npt.NDArray[np.float32] | None, ids: Sequence[str],
+         k: int) -> list[tuple[str, float]]:
+    """The k best (id, score) with a positive score, best first."""
+    if mask is not None:
+        scores = scores * mask
+    k = min(k, len(scores))
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
 
 def _first_positions(article_ids: Sequence[str]) -> list[int]:

@@ -106,12 +106,15 @@ class HybridRetriever:
             dense = self._store.query(self._embedder.embed_query(question), n, where)
             found.update((p.id, p) for p, _ in dense)
             rankings.append(([p.id for p, _ in dense], o.dense_weight))
+        articles: list[tuple[str, float]] = []
         if self.mode != "dense":
-            lexical = self._lexical.search(question, n, lexical_filter(filters))
+            with_articles = o.candidates if o.article_weight > 0 else 0
+            lexical, articles = self._lexical.rank(question, n, with_articles,
+                                                   lexical_filter(filters))
             rankings.append(([pid for pid, _ in lexical], o.bm25_weight))
         fused = reciprocal_rank_fusion(rankings, o.k)
-        if o.article_weight > 0 and self.mode != "dense" and fused:
-            fused = self._with_article_ranking(question, fused, filters)
+        if articles:
+            fused = self._with_article_ranking(fused, articles)
         missing = [pid for pid, _ in fused if pid not in found]
         if missing:
             found.update((p.id, p) for p in self._store.passages(missing))
@@ -119,13 +122,11 @@ class HybridRetriever:
         ranked = collapse_duplicates(ranked, o.dedupe_threshold)
         return self.reranker.rerank(question, ranked)[:k]
 
-    def _with_article_ranking(self, question: str, fused: list[tuple[str, float]],
-                              filters: Filters | None) -> list[tuple[str, float]]:
+    def _with_article_ranking(self, fused: list[tuple[str, float]],
+                              articles: list[tuple[str, float]]) -> list[tuple[str, float]]:
         """Add each candidate's article rank in a whole-article BM25 ranking: a passage of an
         article that matches the question as a whole beats a lone lucky passage."""
         o = self.options
-        articles = self._lexical.search_articles(question, o.candidates,
-                                                 lexical_filter(filters))
         rank = {aid: r for r, (aid, _) in enumerate(articles, start=1)}
         scored = [(pid, score + (o.article_weight / (o.k + rank[a]) if a in rank else 0.0))
                   for pid, score in fused for a in [pid.rsplit("#", 1)[0]]]
