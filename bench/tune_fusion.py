@@ -26,21 +26,27 @@ def main() -> int:
     parser.add_argument("--ks", default="10,30,60")
     parser.add_argument("--bm25-weights", default="0.5,1,1.5")
     parser.add_argument("--article-weights", default="0,0.5,1")
+    parser.add_argument("--per-article", default="0")
+    parser.add_argument("--dedupe", default="0.6")
     args = parser.parse_args()
     base = load_settings(None, data_dir=args.data_dir, collection=args.collection)
     store, embedder = build_store(base), build_embedder(base)
     questions = load_questions(args.questions)
-    print("| mode | rrf k | bm25 w | article w | hits@1 | hits@5 | hits@10 | mrr@10 |")
-    print("|---|---|---|---|---|---|---|---|")
-    grid = [("dense", 60, 1.0, 0.0), ("bm25", 60, 1.0, 0.0)] + [
-        ("hybrid", int(k), float(b), float(a)) for k, b, a in itertools.product(
-            args.ks.split(","), args.bm25_weights.split(","), args.article_weights.split(","))]
-    for mode, k, bw, aw in grid:
+    print("| mode | rrf k | bm25 w | article w | per article | dedupe | hits@1 | hits@5 "
+          "| hits@10 | mrr@10 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    grid = [("dense", 60, 1.0, 0.0, 0, 0.6), ("bm25", 60, 1.0, 0.0, 0, 0.6)] + [
+        ("hybrid", int(k), float(b), float(a), int(p), float(d))
+        for k, b, a, p, d in itertools.product(
+            args.ks.split(","), args.bm25_weights.split(","), args.article_weights.split(","),
+            args.per_article.split(","), args.dedupe.split(","))]
+    for mode, k, bw, aw, pa, dd in grid:
         settings = base.model_copy(update={"retriever": mode, "fusion_k": k,
-                                           "bm25_weight": bw, "article_weight": aw})
+                                           "bm25_weight": bw, "article_weight": aw,
+                                           "per_article": pa, "dedupe_threshold": dd})
         retriever = build_retriever(settings, store, embedder)
         m = evaluate(questions, retriever.retrieve, None).metrics()
-        print(f"| {mode} | {k} | {bw} | {aw} | " + " | ".join(
+        print(f"| {mode} | {k} | {bw} | {aw} | {pa} | {dd} | " + " | ".join(
             f"{m[x]:.3f}" for x in ("hits@1", "hits@5", "hits@10", "mrr@10")) + " |",
             flush=True)
     return 0

@@ -65,7 +65,8 @@ class FusionOptions:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     candidates: int = 50  # passages each ranking contributes before fusion
-    article_weight: float = 0.0  # weight of the whole-article BM25 ranking (hybrid, bm25)
+    article_weight: float = 1.0  # weight of the whole-article BM25 ranking (hybrid, bm25)
+    per_article: int = 1  # at most this many passages of one article in the results (0: any)
     dedupe_threshold: float = 0.6
 
 
@@ -77,6 +78,18 @@ def reciprocal_rank_fusion(rankings: Sequence[tuple[Sequence[str], float]],
         for rank, pid in enumerate(ids, start=1):
             scores[pid] = scores.get(pid, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def limit_per_article(ranked: Sequence[RetrievedPassage], limit: int) -> list[RetrievedPassage]:
+    """Keep at most ``limit`` passages per article, in order: one long article that matches
+    everywhere cannot fill the top-k, so the answerer sees more articles."""
+    seen: dict[str, int] = {}
+    kept = []
+    for passage in ranked:
+        seen[passage.article_id] = seen.get(passage.article_id, 0) + 1
+        if seen[passage.article_id] <= limit:
+            kept.append(passage)
+    return kept
 
 
 class HybridRetriever:
@@ -120,6 +133,8 @@ class HybridRetriever:
             found.update((p.id, p) for p in self._store.passages(missing))
         ranked = [to_result(found[pid], score) for pid, score in fused if pid in found]
         ranked = collapse_duplicates(ranked, o.dedupe_threshold)
+        if o.per_article > 0:
+            ranked = limit_per_article(ranked, o.per_article)
         return self.reranker.rerank(question, ranked)[:k]
 
     def _with_article_ranking(self, fused: list[tuple[str, float]],

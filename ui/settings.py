@@ -53,8 +53,10 @@ class Settings(BaseSettings):
     dedupe_threshold: float = Field(0.6, ge=0, le=1.01, description="Word-shingle overlap "
                                     "above which two passages count as the same story (>1 "
                                     "turns dedupe off).")
-    article_weight: float = Field(0.0, ge=0, description="Weight in fusion of a BM25 ranking "
+    article_weight: float = Field(1.0, ge=0, description="Weight in fusion of a BM25 ranking "
                                   "of whole articles (0: off).")
+    per_article: int = Field(1, ge=0, description="At most this many passages of one "
+                             "article among the retrieved passages (0: no limit).")
     clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
                                     "pitches, ad and share text) at ingest.")
 

@@ -52,7 +52,8 @@ def build_retriever(settings: Settings, store: PassageStore, embedder: Embedder)
     options = FusionOptions(k=settings.fusion_k, dense_weight=settings.dense_weight,
                             bm25_weight=settings.bm25_weight, candidates=settings.candidates,
                             dedupe_threshold=settings.dedupe_threshold,
-                            article_weight=settings.article_weight)
+                            article_weight=settings.article_weight,
+                            per_article=settings.per_article)
     return HybridRetriever(store, embedder, lexical, options, mode=settings.retriever)
 
 
