@@ -61,3 +61,12 @@ def test_passages_of_one_article_are_never_merged_and_threshold_above_one_disabl
     assert len(collapse_duplicates(same)) == 2
     twins = [_p("a", "s", STORY), _p("b", "t", STORY)]
     assert len(collapse_duplicates(twins, threshold=1.01)) == 2
+
+
+def test_limit_per_article_keeps_the_best_passages_of_each_article_in_order() -> None:
+    from rag.retrieve import limit_per_article
+
+    ranked = [_p("a", "s", "one"), _p("a", "s", "two"), _p("b", "t", "three"),
+              _p("a", "s", "four"), _p("b", "t", "five")]
+    assert [p.text for p in limit_per_article(ranked, 1)] == ["one", "three"]
+    assert [p.text for p in limit_per_article(ranked, 2)] == ["one", "two", "three", "five"]
