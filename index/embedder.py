@@ -73,7 +73,7 @@ class MiniLMEmbedder:
 
     name = MINILM_NAME
 
-    def __init__(self, threads: int = 0, batch_size: int = 32) -> None:
+    def __init__(self, threads: int = 0, batch_size: int = 32, query_cache: int = 512) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -92,7 +92,7 @@ class MiniLMEmbedder:
         self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # per batch, to its longest
         self._batch_size = batch_size
-        self._cache = _QueryCache()
+        self._cache = _QueryCache(query_cache)
         log.info("embedding model: %s (onnxruntime, %s)", self.name, model_path)
 
     def embed(self, texts: Sequence[str],
@@ -121,6 +121,35 @@ class MiniLMEmbedder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled)
+
+
+class LazyEmbedder:
+    """Loads the real embedder on first use: an ingest with nothing new never pays for the model."""
+
+    def __init__(self, name: str, load: Callable[[], Embedder]) -> None:
+        self._name = name
+        self._load = load
+        self._inner: Embedder | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    def _get(self) -> Embedder:
+        if self._inner is None:
+            self._inner = self._load()
+        return self._inner
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> Vectors:
+        return self._get().embed(texts, progress)
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._get().embed_query(text)
 
 
 def minilm_model_path() -> Path:
