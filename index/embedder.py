@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,15 +51,18 @@ class _QueryCache:
     def __init__(self, size: int = 512) -> None:
         self._items: OrderedDict[str, Vectors] = OrderedDict()
         self._size = size
+        self._lock = threading.Lock()  # the server embeds questions from several threads
 
     def get(self, key: str, compute: Callable[[], Vectors]) -> Vectors:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
         value = compute()
-        self._items[key] = value
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
         return value
 
 

@@ -7,6 +7,7 @@ never decides on its own what counts as supported.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class ExtractiveAnswerer:
         self.max_embedded = max_embedded
         self._vectors: OrderedDict[str, Vectors] = OrderedDict()  # LRU: passages recur
         self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
                history: Sequence[Turn] = ()) -> Iterator[str]:
@@ -129,13 +131,19 @@ class ExtractiveAnswerer:
         return np.asarray(0.7 * cosine + words_score, dtype=np.float64)
 
     def _sentence_vectors(self, texts: list[str]) -> Vectors:
-        """Vectors of sentences, each distinct text embedded once and remembered."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        """Vectors of sentences, each distinct text embedded once and remembered.
+
+        The server answers from several threads: the lock guards the LRU, not the model call.
+        """
+        with self._lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+        todo = [t for t in dict.fromkeys(texts) if t not in known]
         if todo:
-            self._vectors.update(zip(todo, self._embedder.embed(todo), strict=True))
-        vectors = np.stack([self._vectors[t] for t in texts])
-        for t in texts:
-            self._vectors.move_to_end(t)
-        while len(self._vectors) > self._cache_size:
-            self._vectors.popitem(last=False)
-        return vectors
+            known.update(zip(todo, self._embedder.embed(todo), strict=True))
+        with self._lock:
+            for t in dict.fromkeys(texts):
+                self._vectors[t] = known[t]
+                self._vectors.move_to_end(t)
+            while len(self._vectors) > self._cache_size:
+                self._vectors.popitem(last=False)
+        return np.stack([known[t] for t in texts])
