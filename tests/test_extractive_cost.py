@@ -76,3 +76,11 @@ def test_repeated_sentences_are_embedded_once(embedder, passages):
     answerer.compose(QUESTION, twice)
     embedded = embedder.texts[before:]
     assert embedded and len(embedded) == len(set(embedded))
+
+
+def test_batched_vectors_match_vectors_embedded_alone(embedder, passages):
+    texts = [passages[0].text[:40], "Aleppo.", passages[1].text, passages[2].text[:200]]
+    together = embedder.embed(texts)
+    alone = [embedder.embed([t])[0] for t in texts]
+    for got, want in zip(together, alone, strict=True):
+        assert float(got @ want) > 0.9999
