@@ -57,7 +57,7 @@ class ExtractiveAnswerer:
 
     def __init__(self, embedder: Embedder, max_sentences: int = 2,
                  min_similarity: float = 0.35, key_coverage: float = 0.5,
-                 max_embedded: int | None = 16, cache_size: int = 4096) -> None:
+                 max_embedded: int | None = 8, cache_size: int = 4096) -> None:
         self._embedder = embedder
         self.max_sentences = max_sentences
         self.min_similarity = min_similarity
