@@ -51,17 +51,19 @@ class _QueryCache:
     def __init__(self, size: int = 512) -> None:
         self._items: OrderedDict[str, Vectors] = OrderedDict()
         self._size = size
-        self._lock = threading.Lock()  # the server embeds questions from several threads
+        self._lock = threading.Lock()
 
     def get(self, key: str, compute: Callable[[], Vectors]) -> Vectors:
+        # The server embeds questions from several threads at once.
         with self._lock:
-            if key in self._items:
+            found = self._items.get(key)
+            if found is not None:
                 self._items.move_to_end(key)
-                return self._items[key]
+                return found
         value = compute()
         with self._lock:
             self._items[key] = value
-            while len(self._items) > self._size:
+            if len(self._items) > self._size:
                 self._items.popitem(last=False)
         return value
 
