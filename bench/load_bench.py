@@ -2,8 +2,9 @@
 
 Starts ``rag serve`` as its own process on a free loopback port over a query_bench store
 (run ``python -m bench.query_bench --sizes 10000`` first), then for each client count runs
-that many async httpx clients posting /api/query for a fixed time. Questions are the dev
-questions with varied lead-ins, so most are new to the server's caches.
+that many async httpx clients posting /api/query, bounded in time. Two workloads: new
+questions (a fresh server per level, each dev question once) and steady load (one server,
+the dev questions with varied lead-ins, looping, so retrieved sentences repeat).
 
     python -m bench.load_bench --size 10000 --clients 1 4 16 --seconds 30
 """
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -64,11 +66,11 @@ def server_rss_mb(pid: int) -> tuple[float, float]:
     return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
 
 
-async def run_level(url: str, clients: int, seconds: float,
-                    questions: list[str]) -> tuple[list[float], int, float, list[float]]:
-    """``clients`` loops posting questions until the time is up: answer latencies (ms),
-    errors, elapsed seconds, and latencies of /api/health probed meanwhile (an event loop
-    blocked by CPU-bound work would show here)."""
+async def run_level(url: str, clients: int, seconds: float, questions: list[str],
+                    once: bool = False) -> tuple[list[float], int, float, list[float]]:
+    """``clients`` loops posting questions until the time is up (or, with ``once``, every
+    question was asked): answer latencies (ms), errors, elapsed seconds, and latencies of
+    /api/health probed meanwhile (an event loop blocked by CPU-bound work would show here)."""
     latencies: list[float] = []
     probes: list[float] = []
     errors = 0
@@ -77,7 +79,7 @@ async def run_level(url: str, clients: int, seconds: float,
 
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal errors, cursor
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (once and cursor >= len(questions)):
             question = questions[cursor % len(questions)]
             cursor += 1
             start = time.perf_counter()
@@ -91,8 +93,10 @@ async def run_level(url: str, clients: int, seconds: float,
             else:
                 errors += 1
 
+    busy = True
+
     async def probe(http: httpx.AsyncClient) -> None:
-        while time.monotonic() < deadline:
+        while busy and time.monotonic() < deadline:
             start = time.perf_counter()
             await http.get(f"{url}/api/health")
             probes.append((time.perf_counter() - start) * 1000)
@@ -102,51 +106,77 @@ async def run_level(url: str, clients: int, seconds: float,
     async with httpx.AsyncClient(timeout=120, limits=limits) as http, \
             httpx.AsyncClient(timeout=120) as side:
         start = time.perf_counter()
-        await asyncio.gather(probe(side), *(client(http) for _ in range(clients)))
+        prober = asyncio.create_task(probe(side))
+        await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - start
+        busy = False
+        await prober
     return latencies, errors, elapsed, probes
+
+
+def row(clients: int, result: tuple[list[float], int, float, list[float]],
+        pid: int) -> list[Any]:
+    latencies, errors, elapsed, probes = result
+    rss, peak = server_rss_mb(pid)
+    return [clients, len(latencies), errors, f"{len(latencies) / elapsed:.2f}",
+            f"{median(latencies):.0f}" if latencies else "-",
+            f"{percentile(latencies, 95):.0f}" if latencies else "-",
+            f"{median(probes):.0f} / {percentile(probes, 95):.0f}" if probes else "-",
+            f"{rss:.0f}", f"{peak:.0f}"]
+
+
+HEADERS = ["clients", "answers", "errors", "answers/s", "p50 ms", "p95 ms",
+           "/api/health p50 / p95 ms during load", "server RSS MB", "server peak RSS MB"]
+
+
+class Server:
+    """``rag serve`` on a free loopback port, stopped on exit."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = start_server(data_dir, self.port)
+
+    def __enter__(self) -> Server:
+        self.ready_s = wait_ready(self.url, self.process)
+        httpx.post(f"{self.url}/api/query", json={"question": "warm up"}, timeout=120)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=10000, help="which query_bench store")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--seconds", type=float, default=30, help="duration of each level")
+    parser.add_argument("--seconds", type=float, default=30, help="time limit of each level")
     args = parser.parse_args()
     data_dir = OUT / f"store-{args.size}"
     if not (data_dir / "chroma").exists():
         raise SystemExit(f"no store at {data_dir}: run python -m bench.query_bench first")
-    questions = [lead + q for lead in LEAD_INS for q in load_questions()]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start_server(data_dir, port)
-    try:
-        ready = wait_ready(url, server)
-        httpx.post(f"{url}/api/query", json={"question": "warm up"}, timeout=120)
-        print(f"server ready in {ready:.1f} s over {args.size} passages; "
-              f"{args.seconds:.0f} s per level\n")
-        rows = []
-        offset = 0
+    dev = load_questions()
+    print(f"{args.size} passages; at most {args.seconds:.0f} s per level\n")
+    cold = []
+    for clients in args.clients:  # a fresh server per level: every question and sentence new
+        with Server(data_dir) as server:
+            result = asyncio.run(run_level(server.url, clients, args.seconds, dev, once=True))
+            cold.append(row(clients, result, server.process.pid))
+    print("New questions (fresh server per level, each of the 56 dev questions once):\n")
+    print(table(HEADERS, cold))
+    questions = [lead + q for lead in LEAD_INS for q in dev]
+    warm = []
+    with Server(data_dir) as server:
         for clients in args.clients:
-            batch = questions[offset:] + questions[:offset]  # each level starts on new ones
-            latencies, errors, elapsed, probes = asyncio.run(
-                run_level(url, clients, args.seconds, batch))
-            offset = (offset + len(latencies) + errors) % len(questions)
-            rss, peak = server_rss_mb(server.pid)
-            rows.append([clients, len(latencies), errors, f"{len(latencies) / elapsed:.2f}",
-                         f"{median(latencies):.0f}" if latencies else "-",
-                         f"{percentile(latencies, 95):.0f}" if latencies else "-",
-                         f"{median(probes):.0f} / {percentile(probes, 95):.0f}",
-                         f"{rss:.0f}", f"{peak:.0f}"])
-        print(table(["clients", "answers", "errors", "answers/s", "p50 ms", "p95 ms",
-                     "/api/health p50 / p95 ms during load", "server RSS MB",
-                     "server peak RSS MB"], rows))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            warm.append(row(clients, asyncio.run(
+                run_level(server.url, clients, args.seconds, questions)), server.process.pid))
+    print("\nSteady load (one server, the dev questions with 8 lead-ins, looping; retrieved "
+          "sentences repeat, so the answerer's sentence cache is warm):\n")
+    print(table(HEADERS, warm))
 
 
 if __name__ == "__main__":
