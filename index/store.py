@@ -205,9 +205,9 @@ class PassageStore:
         ``text_hashes`` (one per passage, in order) key each vector by the text embedded, so a
         later edit of the article can reuse it (:meth:`vectors_by_text_hash`).
 
-        One delete, a few adds and one catalog upsert per batch: Chroma's per-call cost is
-        several milliseconds, so writing per article would rival the embedding time for
-        short articles.
+        One delete, a few adds and one catalog upsert per batch instead of three calls per
+        article: each Chroma call has a fixed cost (a round trip to a Chroma server), which
+        adds up over thousands of articles.
         """
         if not batch:
             return
