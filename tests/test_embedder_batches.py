@@ -1,4 +1,4 @@
-"""The server embeds from a thread pool: concurrent calls give the same vectors as one by one."""
+"""How the embedder runs the model: batches that bound padding, and safe use from threads."""
 
 from __future__ import annotations
 
