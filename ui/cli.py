@@ -113,11 +113,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from index.embedder import LazyEmbedder
     from index.ingest import ingest_paths
-    from ui.wiring import build_embedder, build_store, split_options
+    from ui.wiring import build_embedder, build_store, embedder_name, split_options
 
     store = build_store(settings)
-    embedder = build_embedder(settings)
+    # Loaded only if something needs embedding: re-ingesting an unchanged corpus skips the model.
+    embedder = LazyEmbedder(embedder_name(settings), lambda: build_embedder(settings))
     report = ingest_paths(args.paths, store, embedder,
                           max_bytes=int(settings.max_file_mb * 1_000_000),
                           options=split_options(settings),
