@@ -46,7 +46,7 @@ def main() -> int:
     store, embedder = build_store(settings), build_embedder(settings)
     retriever = build_retriever(settings, store, embedder)
     assert isinstance(retriever, HybridRetriever)
-    lexical: LexicalIndex = retriever._lexical  # noqa: SLF001 - the stages are the point here
+    lexical: LexicalIndex = retriever._lexical
     questions = [q.question for q in load_questions(args.questions)]
     embed: list[float] = []
     for q in questions:  # uncached: the model's cost, then cached for the rows below
