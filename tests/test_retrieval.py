@@ -212,6 +212,20 @@ def test_recency_ranks_the_days_just_before_as_of_first_and_demotes_later_ones()
     assert ranks["undated#0"] == 3.5  # neutral: the middle of the candidates
 
 
+def test_as_of_picks_the_copy_of_a_story_published_just_before_it(
+        store: PassageStore, embedder: MiniLMEmbedder, lexical: LexicalIndex) -> None:
+    old = _article("old", "Brackenridge closes reservoir", WIRE, "daily.example", "2019-03-01")
+    new = _article("new", "Brackenridge closes reservoir", WIRE, "herald.example",
+                   "2022-06-20")
+    _ingest(store, embedder, [old, new])
+    retriever = _hybrid(store, embedder, lexical)
+    # two equal copies: a heavy recency weight must decide between them either way
+    retriever.options = FusionOptions(dedupe_threshold=1.01, recency_weight=10.0)
+    question = "Why was the reservoir closed?"
+    assert retriever.retrieve(question, 1, as_of=date(2022, 6, 21))[0].article_id == "new"
+    assert retriever.retrieve(question, 1, as_of=date(2019, 3, 2))[0].article_id == "old"
+
+
 def test_a_write_from_another_store_object_makes_the_bm25_index_stale(
         tmp_path: Path, store: PassageStore, embedder: MiniLMEmbedder,
         lexical: LexicalIndex) -> None:
