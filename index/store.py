@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$")
 _PAGE = 5000
+_WRITE_TOKEN = "write_token"
 
 
 class StoreError(RuntimeError):
@@ -163,10 +165,15 @@ class PassageStore:
                                                    include=["metadatas"]))
         return [_article(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
 
-    def catalog_stamps(self) -> list[tuple[str, str, str]]:
-        """(id, content hash, write time) of every catalog record: changes with every write."""
-        return [(i, str((m or {}).get("hash", "")), str((m or {}).get("ingested_at", "")))
-                for i, m in self._paged(self._catalog, ["metadatas"])]
+    def write_token(self) -> str:
+        """A token every write replaces, kept in the catalog collection's metadata: one small
+        call tells a reader in any process whether the store changed since it last looked."""
+        got = self._call(lambda: self._client.get_collection(self._catalog.name))
+        return str((got.metadata or {}).get(_WRITE_TOKEN, ""))
+
+    def _mark_write(self) -> None:
+        token = f"{time.time_ns()}-{uuid.uuid4().hex[:12]}"  # unique even for racing writers
+        self._call(lambda: self._catalog.modify(metadata={_WRITE_TOKEN: token}))
 
     def articles_from_origins(self, origins: Sequence[str]) -> dict[str, list[StoredArticle]]:
         """Catalog records by origin, for many origins in a few calls instead of one each."""
@@ -216,6 +223,9 @@ class PassageStore:
         """
         if not batch:
             return
+        # The write token changes before and after, so a derived index built while the write
+        # was under way (or before a crash in the middle of it) is seen as stale.
+        self._mark_write()
         ids = [article.id for article, _, _ in batch]
         self._call(lambda: self._passages.delete(where={"article_id": {"$in": ids}}))
         passages = [p for _, article_passages, _ in batch for p in article_passages]
@@ -242,6 +252,7 @@ class PassageStore:
                     "authors": a.authors, "ingested_at": now} for a, p, _ in batch]
         self._call(lambda: self._catalog.upsert(ids=ids, embeddings=[[1.0]] * len(ids),
                                                 metadatas=catalog))
+        self._mark_write()
 
     def remove_article(self, article_id: str) -> bool:
         """Delete an article and its passages; False when it was not stored."""
@@ -250,8 +261,10 @@ class PassageStore:
                                                       include=[], limit=1))["ids"]
         if not known and not stray:
             return False
+        self._mark_write()
         self._catalog.delete(ids=[article_id])  # catalog first: never 'done' with passages gone
         self._call(lambda: self._passages.delete(where={"article_id": article_id}))
+        self._mark_write()
         return True
 
     # -- reads ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="passages to retrieve (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON result per question")
     _add_filter_options(p)
+    p.add_argument("--as-of", type=_day, default=None, metavar="YYYY-MM-DD",
+                   help="the day the question is asked about: articles published shortly "
+                   "before it are favoured, later ones demoted")
     p.set_defaults(run=cmd_ask)
 
     p = sub.add_parser("list", parents=[common], help="list stored articles",
@@ -140,11 +144,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     for question in args.questions:
         filters = _filters(args)
         if args.json:
-            answer = components.assistant.ask(question, top_k=args.top_k, filters=filters)
+            answer = components.assistant.ask(question, top_k=args.top_k, filters=filters,
+                                              as_of=args.as_of)
             print(answer.model_dump_json(), flush=True)
         else:
-            print_streamed_answer(components.assistant.ask_stream(question, top_k=args.top_k,
-                                                                  filters=filters))
+            print_streamed_answer(components.assistant.ask_stream(
+                question, top_k=args.top_k, filters=filters, as_of=args.as_of))
     return EXIT_OK
 
 
@@ -239,6 +244,16 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
 
 
+def _day(text: str) -> date:
+    """An as-of date for argparse: YYYY-MM-DD (or YYYY/MM/DD)."""
+    from rag.eval import parse_day
+
+    day = parse_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
+    return day
+
+
 def _filters(args: argparse.Namespace) -> Filters | None:
     """The filter options as a Filters model (ValueError names a malformed date)."""
     from pydantic import ValidationError
@@ -268,6 +283,8 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    help="passages given to the answerer (default: RAG_TOP_K)")
     p.add_argument("--retriever", choices=["hybrid", "dense", "bm25"], default=None,
                    help="retrieval to measure (default: RAG_RETRIEVER, hybrid)")
+    p.add_argument("--ignore-dates", action="store_true",
+                   help="ask without each row's 'date' as the as-of day")
     p.add_argument("--no-answers", action="store_true",
                    help="measure retrieval only (skip answering: faster)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -315,8 +332,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     with tqdm(total=len(questions), unit="question", desc="eval", disable=quiet) as bar:
         result = evaluate(questions, assistant.retriever.retrieve,
                           None if args.no_answers else
-                          (lambda q: assistant.ask(q, top_k=top_k)),
-                          progress=lambda n: bar.update(n) and None)
+                          (lambda q, d: assistant.ask(q, top_k=top_k, as_of=d)),
+                          progress=lambda n: bar.update(n) and None,
+                          use_dates=not args.ignore_dates)
     metrics = result.metrics()
     if args.json:
         print(json.dumps(metrics))
