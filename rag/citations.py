@@ -84,6 +84,9 @@ class CitationChecker:
         if not terms:
             return Support(False, 0.0, 0.0, None, "sentence states nothing checkable")
         spans = sentence_spans(passage) or [(0, len(passage))]
+        quoted = _verbatim(claim, passage, spans)
+        if quoted is not None:  # the passage says exactly this: no need to weigh meaning
+            return Support(True, 1.0, 1.0, quoted)
         window = self._best_window(terms, keys, quotes, passage, spans)
         if window is None:
             # e.g. a quote attributed to someone the passage names only elsewhere
@@ -197,6 +200,23 @@ def _parse(text: str) -> list[_Sentence]:
             continue
         sentences.append(_Sentence(clean, markers))
     return sentences
+
+
+def _verbatim(claim: str, passage: str,
+              spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The span of 1-3 whole consecutive passage sentences that read exactly as the claim
+    (ignoring case, spacing and punctuation), or None."""
+    target = _flat(claim)
+    flats = [_flat(passage[a:b]) for a, b in spans]
+    for i in range(len(spans)):
+        joined = ""
+        for j in range(i, min(i + 3, len(spans))):
+            joined = f"{joined} {flats[j]}".strip()
+            if joined == target:
+                return spans[i][0], spans[j][1]
+            if len(joined) >= len(target):
+                break
+    return None
 
 
 def _flat(text: str) -> str:

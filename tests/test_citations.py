@@ -92,3 +92,15 @@ def test_markers_after_the_period_belong_to_the_sentence_before(
         checker: CitationChecker) -> None:
     answer = checker.check("q", f"{DEAD} [2] {US} [1]", PASSAGES)
     assert [c.passage_id for c in answer.citations] == ["a#1", "a#0"]
+
+
+def test_a_sentence_the_passage_states_verbatim_needs_no_embedding(
+        embedder: MiniLMEmbedder) -> None:
+    from tests.test_ingest import CountingEmbedder
+
+    counting = CountingEmbedder(embedder)
+    checker = CitationChecker(counting)
+    verdict = checker.support(TRUCE.split(". ")[1], TRUCE)
+    assert verdict.supported and counting.embedded == 0
+    assert TRUCE[verdict.best_sentence[0]:verdict.best_sentence[1]].startswith("But it collapsed")
+    assert not checker.support("But it collapsed last Monday.", DEAD).supported
