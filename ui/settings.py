@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     embed_threads: int = Field(0, ge=0, description="onnxruntime threads for the embedder "
                                "(0: all cores).")
     log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING).")
+    lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "
+                                "upload) waits for another one using the same data folder "
+                                "before giving up; 0 fails at once.")
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
