@@ -179,7 +179,7 @@ class PassageStore:
         metadatas = [{**base, "number": p.number, "start": p.start, "end": p.end,
                       "published_day": int(day) if len(day) == 8 and day.isdigit() else 0}
                      for p in passages]
-        step = max(1, int(self._client.get_max_batch_size()))
+        step = max(1, int(self._call(self._client.get_max_batch_size)))
         for s in range(0, len(passages), step):
             self._call(partial(self._passages.add,
                                ids=[p.id for p in passages[s:s + step]],
@@ -199,7 +199,8 @@ class PassageStore:
                                                       include=[], limit=1))["ids"]
         if not known and not stray:
             return False
-        self._catalog.delete(ids=[article_id])  # catalog first: never 'done' with passages gone
+        # catalog first: never 'done' with passages gone
+        self._call(lambda: self._catalog.delete(ids=[article_id]))
         self._call(lambda: self._passages.delete(where={"article_id": article_id}))
         return True
 
