@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,15 +51,20 @@ class _QueryCache:
     def __init__(self, size: int = 512) -> None:
         self._items: OrderedDict[str, Vectors] = OrderedDict()
         self._size = size
+        self._lock = threading.Lock()
 
     def get(self, key: str, compute: Callable[[], Vectors]) -> Vectors:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
+        # The server embeds questions from several threads at once.
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
         value = compute()
-        self._items[key] = value
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
         return value
 
 

@@ -151,10 +151,10 @@ def decode(data: bytes) -> str:
         odd_nuls = sample[1::2].count(0)
         even_nuls = sample[0::2].count(0)
         if odd_nuls > 0.4 * len(sample) / 2 and even_nuls == 0:
-            return data.decode("utf-16-le", errors="replace")
+            return _text_or_binary(data.decode("utf-16-le", errors="replace"))
         if even_nuls > 0.4 * len(sample) / 2 and odd_nuls == 0:
-            return data.decode("utf-16-be", errors="replace")
-        raise _Unreadable("binary file, not text: convert it to .txt, .md, .html or .json")
+            return _text_or_binary(data.decode("utf-16-be", errors="replace"))
+        raise _Unreadable(_BINARY)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -162,9 +162,19 @@ def decode(data: bytes) -> str:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
             text = data.decode("latin-1")
-    controls = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\n\r\t\f")
-    if controls > 0.05 * max(1, len(text[:4096])):
-        raise _Unreadable("binary file, not text: convert it to .txt, .md, .html or .json")
+    return _text_or_binary(text)
+
+
+_BINARY = "binary file, not text: convert it to .txt, .md, .html or .json"
+
+
+def _text_or_binary(text: str) -> str:
+    """Refuse 'text' that is mostly control or unprintable characters."""
+    head = text[:4096]
+    odd = sum(1 for ch in head if (ord(ch) < 32 and ch not in "\n\r\t\f")
+              or ch == "\ufffd" or 0x7F <= ord(ch) < 0xA0)
+    if odd > 0.05 * max(1, len(head)):
+        raise _Unreadable(_BINARY)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -38,6 +38,16 @@ class Answerer(Protocol):
                history: Sequence[Turn] = ()) -> Iterator[str]: ...
 
 
+_ANAPHORS = frozenset("""it its he she his her they their them this that these those but
+however yet so then there such both""".split())
+
+
+def _leans_on_previous(sentence: str) -> bool:
+    """Does the sentence open with a word that refers back to the one before?"""
+    first = words(sentence[:40])
+    return bool(first) and first[0].lower() in _ANAPHORS
+
+
 @dataclass(frozen=True)
 class _Candidate:
     passage: int  # index into passages
@@ -76,9 +86,14 @@ class ExtractiveAnswerer:
         best = float(scores.max())
         if best < self.min_similarity:
             return ""
-        order = np.argsort(-scores)
-        chosen = [candidates[i] for i in order[: self.max_sentences]
-                  if scores[i] >= 0.85 * best]
+        chosen: list[_Candidate] = []
+        for i in np.argsort(-scores):
+            c = candidates[i]
+            if len(chosen) == self.max_sentences or scores[i] < 0.85 * best:
+                break
+            if not any(o.passage == c.passage and o.start < c.end and c.start < o.end
+                       for o in chosen):  # a widened sentence may overlap another
+                chosen.append(c)
         chosen.sort(key=lambda c: (c.passage, c.start))
         return " ".join(f"{strip_markers(c.text)} [{c.passage + 1}]" for c in chosen)
 
@@ -93,13 +108,16 @@ class ExtractiveAnswerer:
                 have = {stem(w) for w in words(passage.text)}
                 if len(keys & have) / len(keys) < self.key_coverage:
                     continue
-            for start, end in sentence_spans(passage.text):
+            spans = sentence_spans(passage.text)
+            for k, (start, end) in enumerate(spans):
                 sentence = passage.text[start:end]
                 where = (passage.article_id, passage.start + start)
-                if where in seen or len(sentence.split()) < 4:
-                    continue  # overlapping passages repeat sentences
+                if where in seen or len(sentence.split()) < 4 or sentence == passage.title:
+                    continue  # overlapping passages repeat sentences; a headline answers nothing
                 seen.add(where)
-                found.append(_Candidate(i, start, end, sentence))
+                if k and _leans_on_previous(sentence):
+                    start = spans[k - 1][0]  # "But it collapsed..." needs what "it" is
+                found.append(_Candidate(i, start, end, passage.text[start:end]))
         return found
 
     def _score(self, question: str, candidates: list[_Candidate]) -> np.typing.NDArray[np.float64]:

@@ -45,16 +45,24 @@ def content_terms(text: str) -> list[str]:
 def key_terms(text: str) -> set[str]:
     """Names and numbers: words that must appear in a passage for it to be about the same thing.
 
-    A capitalised word counts unless it opens the text or a sentence.
+    A capitalised word counts unless it opens a sentence; an opening word still counts when it
+    looks like a name: possessive ("China's"), an acronym, or followed by another capital.
     """
     keys: set[str] = set()
     tokens = list(_WORD.finditer(text))
     for i, match in enumerate(tokens):
         word = match.group()
+        if _NUMBER.search(word):
+            keys.add(stem(word))
+            continue
+        if not word[0].isupper() or word.lower() in STOPWORDS:
+            continue
         before = text[tokens[i - 1].end():match.start()] if i else ""
         opens = i == 0 or any(ch in before for ch in ".?!:\n“\"")
-        if _NUMBER.search(word) or (word[0].isupper() and not opens
-                                    and word.lower() not in STOPWORDS):
+        following = tokens[i + 1].group() if i + 1 < len(tokens) else ""
+        named = (word.endswith(("'s", "’s")) or (word.isupper() and len(word) > 1)
+                 or (following[:1].isupper() and following.lower() not in STOPWORDS))
+        if not opens or named:
             keys.add(stem(word))
     return keys
 

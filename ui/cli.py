@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Delete an article and its passages by id (see rag list).")
     p.add_argument("ids", nargs="+", metavar="ID")
     p.set_defaults(run=cmd_remove, writes=True)
+
+    add_serve_command(sub, common)
     return parser
 
 
@@ -89,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run: Callable[[argparse.Namespace, Settings], int] = args.run
         with _lock_for_writers(args, settings):
             return run(args, settings)
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return EXIT_OK
     except (StoreError, EmbedderError, LockTimeout, ValueError, OSError) as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -181,6 +186,24 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
         print(f"rag: no article with id {article_id!r} (see `rag list`)", file=sys.stderr)
     print(f"removed {len(args.ids) - len(missing)} article(s)")
     return EXIT_PARTIAL if missing else EXIT_OK
+
+
+def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                      common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common], help="run the chat and HTTP API server",
+                       description="Serve the chat at /, the JSON API at /api, an "
+                       "OpenAI-compatible endpoint at /v1 and API docs at /docs, on one port.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                   "127.0.0.1; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(run=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.server import serve
+
+    serve(settings, host=args.host, port=args.port)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

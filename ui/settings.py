@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     embed_threads: int = Field(0, ge=0, description="onnxruntime threads for the embedder "
                                "(0: all cores).")
     log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING).")
+    api_key: SecretStr | None = Field(None, description="Bearer token required by the HTTP API "
+                                      "(/api, /v1) and as the chat page's password; unset: "
+                                      "open.")
+    max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longest question the "
+                                    "API and chat accept, in characters.")
+    max_request_kb: int = Field(256, ge=1, description="Largest JSON request body the API "
+                                "accepts, in KB (uploads are limited by RAG_MAX_FILE_MB).")
+    max_upload_files: int = Field(20, ge=1, le=1000, description="Most files one upload "
+                                  "request may carry.")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "
                                 "upload) waits for another one using the same data folder "
                                 "before giving up; 0 fails at once.")

@@ -61,12 +61,19 @@ class Components:
     assistant: Assistant
 
 
-def build(settings: Settings) -> Components:
+def build(settings: Settings, embedder: Embedder | None = None) -> Components:
+    """Build everything; pass ``embedder`` to share one already loaded (the server does)."""
     store = build_store(settings)
-    embedder = build_embedder(settings)
+    embedder = embedder or build_embedder(settings)
     checker = CitationChecker(embedder)
     answerer = ExtractiveAnswerer(embedder)
     assistant = Assistant(DenseRetriever(store, embedder), answerer, checker, settings.top_k)
     log.info("answerer: %s; retrieval: %s; collection %r", answerer.name,
              assistant.retriever.name, settings.collection)
     return Components(settings, store, embedder, assistant)
+
+
+def build_collection(base: Components, collection: str) -> Components:
+    """The same components on another collection, sharing the already loaded embedder."""
+    settings = base.settings.model_copy(update={"collection": collection})
+    return build(settings, embedder=base.embedder)

@@ -1,0 +1,94 @@
+"""The `rag` command end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_DIR, free_port, rag_env, run_rag
+
+QUESTIONS = ["Who brokered the ceasefire?", "Who won the 2018 FIFA World Cup?"]
+
+
+@pytest.mark.parametrize("command", [[], ["ingest"], ["ask"], ["list"], ["remove"]])
+def test_every_command_has_help(command: list[str], tmp_path: Path) -> None:
+    result = run_rag(*command, "--help", env=rag_env(tmp_path))
+    assert result.returncode == 0
+    assert "usage: rag" in result.stdout
+
+
+def test_ingest_ask_list_remove(tmp_path: Path) -> None:
+    env = rag_env(tmp_path / "data")
+    first = run_rag("ingest", str(SAMPLE_DIR), env=env)
+    assert first.returncode == 0, first.stderr
+    assert "1 added" in first.stdout
+    assert "all-MiniLM-L6-v2" in first.stderr and "Chroma" in first.stderr  # says what is used
+    again = run_rag("ingest", str(SAMPLE_DIR), env=env)
+    assert "0 added, 1 unchanged" in again.stdout and "passages written: 0" in again.stdout
+
+    asked = run_rag("ask", "--json", *QUESTIONS, env=env)
+    assert asked.returncode == 0, asked.stderr
+    results = [json.loads(line) for line in asked.stdout.splitlines()]
+    assert [r["question"] for r in results] == QUESTIONS
+    cited, abstained = results
+    assert not cited["abstained"] and "Moscow and Washington" in cited["answer"]
+    assert set(cited["citations"][0]) >= {"marker", "article_id", "title", "source", "url",
+                                          "published", "passage_id", "text", "start", "end",
+                                          "score"}
+    assert abstained["abstained"] and abstained["citations"] == []
+
+    listed = run_rag("list", "--json", env=env)
+    [article] = json.loads(listed.stdout)
+    assert set(article) == {"id", "title", "source", "url", "published", "passages"}
+    assert article["passages"] >= 1
+
+    removed = run_rag("remove", article["id"], env=env)
+    assert removed.returncode == 0
+    assert json.loads(run_rag("list", "--json", env=env).stdout) == []
+    assert run_rag("remove", article["id"], env=env).returncode == 1
+
+
+def test_plain_ask_prints_the_answer_then_the_cited_passages(tmp_path: Path) -> None:
+    env = rag_env(tmp_path / "data")
+    run_rag("ingest", "-q", str(SAMPLE_DIR), env=env)
+    out = run_rag("ask", "Who brokered the ceasefire?", env=env).stdout
+    answer, _, sources = out.partition("\n\n")
+    assert answer.rstrip().endswith("[1]")
+    assert sources.startswith("[1] Syria: UN pressures Russia")
+    assert "brokered earlier this month" in sources
+
+
+def test_collections_keep_corpora_apart(tmp_path: Path) -> None:
+    env = rag_env(tmp_path / "data")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "bees.txt").write_text("Bees\n\nHoneybees pollinate crops in spring.")
+    run_rag("ingest", "-q", str(SAMPLE_DIR), env=env)
+    run_rag("ingest", "-q", "--collection", "bees", str(tmp_path / "other"), env=env)
+    default = json.loads(run_rag("list", "--json", env=env).stdout)
+    bees = json.loads(run_rag("list", "--json", "--collection", "bees", env=env).stdout)
+    assert [a["title"] for a in bees] == ["Bees"]
+    assert [a["title"] for a in default] != ["Bees"] and len(default) == 1
+
+
+def test_failed_file_gives_exit_1_and_names_it(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ok.txt").write_text("Fine\n\nA fine article.")
+    (tmp_path / "in" / "bad.jsonl").write_text("{nope\n")
+    result = run_rag("ingest", "-q", str(tmp_path / "in"), env=rag_env(tmp_path / "data"))
+    assert result.returncode == 1
+    assert "bad.jsonl line 1" in result.stderr and "1 added" in result.stdout
+
+
+def test_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
+    env = rag_env(tmp_path / "data", RAG_CHROMA_URL=f"http://127.0.0.1:{free_port()}")
+    result = run_rag("list", env=env, timeout=120)
+    assert result.returncode == 2
+    assert "cannot open the Chroma store" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_asking_an_empty_store_says_to_ingest_first(tmp_path: Path) -> None:
+    result = run_rag("ask", "anything?", env=rag_env(tmp_path / "data"))
+    assert result.returncode == 2 and "rag ingest" in result.stderr

@@ -1,0 +1,51 @@
+"""One process, one port: the chat at '/', the JSON API at /api, OpenAI-compatible /v1,
+interactive docs at /docs."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+
+from fastapi import FastAPI
+
+from ui.settings import Settings
+from ui.wiring import Components, build
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+    """Build everything once (embedder, store, assistant) and return the ASGI app."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    from ui.api import create_api
+    from ui.chat import CSS, build_chat
+    from ui.service import ArticleService
+
+    service = ArticleService(components or build(settings))
+    app = create_api(service)
+    key = settings.api_key
+
+    def check_password(_user: str, password: str) -> bool:
+        return key is not None and hmac.compare_digest(password.encode(),
+                                                       key.get_secret_value().encode())
+
+    mounted: FastAPI = gr.mount_gradio_app(
+        app, build_chat(service), path="/", css=CSS, footer_links=[], ssr_mode=False,
+        auth=check_password if key is not None else None,
+        auth_message="Enter the server's API key (RAG_API_KEY) as the password.",
+        max_file_size=int(settings.max_file_mb * 1_000_000), enable_monitoring=False,
+        mcp_server=False, pwa=False)
+    return mounted
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the server until interrupted."""
+    import uvicorn
+
+    app = create_app(settings)
+    log.info("serving on http://%s:%d (chat /, API /api, OpenAI /v1, docs /docs)", host, port)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
+                timeout_graceful_shutdown=5)
