@@ -12,9 +12,9 @@ from tests.robustness import ChromaServer
 
 
 @pytest.fixture(scope="session")
-def minilm() -> MiniLMEmbedder:
-    """The real embedding model, loaded once for the robustness tests."""
-    return MiniLMEmbedder()
+def minilm(embedder: MiniLMEmbedder) -> MiniLMEmbedder:
+    """The real embedding model: the session's one (tests/conftest.py), loaded once."""
+    return embedder
 
 
 @pytest.fixture()
