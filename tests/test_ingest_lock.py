@@ -85,3 +85,25 @@ def test_two_ingests_at_once_serialise_and_both_land(tmp_path: Path) -> None:
     probed = probe_store(data)
     assert len(probed["catalog"]) == 8
     assert probed["stored"] == probed["catalog"]
+
+
+def test_server_upload_takes_turns_with_other_writers(tmp_path: Path, embedder) -> None:
+    """An upload while another writer holds the folder waits, then says 503 'busy' in the
+    error shape; once the folder is free the same upload succeeds."""
+    import httpx
+
+    from tests.server_fixtures import serve_components, settings_for
+
+    data = tmp_path / "data"
+    server = serve_components(settings_for(data, lock_timeout=0.5), embedder)
+    records = {"records": dev_records(60)[40:41]}
+    try:
+        with WriteLock(data, timeout=0):
+            busy = httpx.post(f"{server.url}/api/articles", json=records, timeout=60)
+        assert busy.status_code == 503, busy.text
+        assert busy.json()["error"]["code"] == "busy"
+        assert "RAG_LOCK_TIMEOUT" in busy.json()["error"]["message"]
+        free = httpx.post(f"{server.url}/api/articles", json=records, timeout=120)
+        assert free.status_code == 200 and free.json()["added"] == 1, free.text
+    finally:
+        server.stop()
