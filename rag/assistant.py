@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from rag.answerers import Answerer, Turn
 from rag.citations import CitationChecker
+from rag.condense import Condenser, RuleCondenser
 from rag.filters import Filters
 from rag.result import NOT_COVERED, Answer
 from rag.retrieve import Retriever
@@ -18,11 +19,12 @@ class Assistant:
     """The one entry point the CLI, the API and the chat call."""
 
     def __init__(self, retriever: Retriever, answerer: Answerer, checker: CitationChecker,
-                 top_k: int = 5) -> None:
+                 top_k: int = 5, condenser: Condenser | None = None) -> None:
         self.retriever = retriever
         self.answerer = answerer
         self.checker = checker
         self.top_k = top_k
+        self.condenser = condenser or RuleCondenser()
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: Sequence[Turn] = ()) -> Answer:
@@ -38,16 +40,20 @@ class Assistant:
                    history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield answer text as it is produced, then the checked Answer once."""
         question = question.strip()
-        passages = self.retriever.retrieve(question, top_k or self.top_k, filters)
+        # A follow-up is retrieved and answered as a standalone question, shown in the result.
+        condensed = self.condenser.condense(question, history) if history else None
+        standalone = condensed or question
+        passages = self.retriever.retrieve(standalone, top_k or self.top_k, filters)
         if not passages:
             yield Answer(question=question, answer=NOT_COVERED, abstained=True,
-                         answerer=self.answerer.name)
+                         answerer=self.answerer.name, condensed_question=condensed)
             return
         chunks: list[str] = []
-        for chunk in self.answerer.stream(question, passages, history):
+        for chunk in self.answerer.stream(standalone, passages, history):
             chunks.append(chunk)
             yield chunk
         answer = self.checker.check(question, "".join(chunks), passages, self.answerer.name)
+        answer.condensed_question = condensed
         if answer.removed_sentences:
             log.info("citation check removed %d unsupported sentence(s)",
                      answer.removed_sentences)

@@ -1,9 +1,10 @@
 """The one citation check every answerer's text goes through.
 
 A sentence keeps a citation [n] only when passage n supports it: the names, numbers and
-quotes in the sentence appear in the passage, and its words (or, for a paraphrase, its
-meaning by embedding similarity) match a sentence of the passage. A sentence left without a
-supported citation is dropped; when nothing is left, the answer abstains.
+quotes in the sentence appear together in a few consecutive sentences of the passage, and
+its words (or, for a paraphrase, its meaning by embedding similarity) match there. A
+sentence left without a supported citation is dropped; when nothing is left, the answer
+abstains.
 """
 
 from __future__ import annotations
@@ -38,11 +39,17 @@ class Support:
 
 @dataclass(frozen=True)
 class CheckThresholds:
-    """Lexical recall alone suffices at ``lexical``; a paraphrase needs both floors."""
+    """Word recall ``lexical`` needs meaning similarity ``lexical_semantic``; a paraphrase
+    (recall between ``lexical_floor`` and ``lexical``) needs ``semantic``.
+
+    Both are measured on the best run of ``window_sentences`` consecutive passage sentences.
+    """
 
     lexical: float = 0.75
     lexical_floor: float = 0.4
     semantic: float = 0.62
+    lexical_semantic: float = 0.6
+    window_sentences: int = 3
 
 
 @dataclass
@@ -59,34 +66,70 @@ class CitationChecker:
         self._embedder = embedder
         self.thresholds = thresholds or CheckThresholds()
 
-    def support(self, sentence: str, passage: str) -> Support:
-        """Does ``passage`` support ``sentence``? Names, numbers and quotes must all be there."""
+    def support(self, sentence: str, passage: str, title: str = "") -> Support:
+        """Does ``passage`` support ``sentence``? Names, numbers and quotes must all be there,
+        together in a few consecutive sentences, and the words and meaning must match there.
+
+        Names in the article's ``title`` (its topic, e.g. the country) may stand anywhere.
+        """
         claim = strip_markers(sentence)
-        passage_terms = {stem(w) for w in words(passage)}
-        missing = key_terms(claim) - passage_terms
+        topic = {stem(w) for w in words(title)}
+        keys = key_terms(claim) - topic
+        missing = keys - {stem(w) for w in words(passage)}
         if missing:
             return Support(False, 0.0, 0.0, None, f"passage lacks {sorted(missing)}")
-        flat_passage = _flat(passage)
-        for quote in _QUOTE.findall(claim):
-            if len(quote.split()) >= 4 and _flat(quote) not in flat_passage:
-                return Support(False, 0.0, 0.0, None, "quote not in passage")
+        quotes = [q for q in _QUOTE.findall(claim) if len(q.split()) >= 4]
+        if any(_flat(q) not in _flat(passage) for q in quotes):
+            return Support(False, 0.0, 0.0, None, "quote not in passage")
         terms = content_terms(claim)
         if not terms:
             return Support(False, 0.0, 0.0, None, "sentence states nothing checkable")
-        lexical = sum(t in passage_terms for t in terms) / len(terms)
-        spans = sentence_spans(passage)
+        spans = sentence_spans(passage) or [(0, len(passage))]
+        window = self._best_window(terms, keys, quotes, passage, spans)
+        if window is None:
+            # e.g. a quote attributed to someone the passage names only elsewhere
+            return Support(False, 0.0, 0.0, None,
+                           "its names, numbers and quotes are not stated together")
+        lexical, local = window
         t = self.thresholds
-        if lexical >= t.lexical:
-            best = max(spans, key=lambda s: _overlap(terms, passage[s[0]:s[1]]), default=None)
-            return Support(True, lexical, 1.0, best)
-        if lexical < t.lexical_floor or not spans:
+        if lexical < t.lexical_floor:
             return Support(False, lexical, 0.0, None, "too few of its words are in the passage")
-        vectors = self._embedder.embed([claim] + [passage[a:b] for a, b in spans])
+        # Matching words are not enough: a small model recombines the passage's own words
+        # into claims it never makes ("X called for a ceasefire but Y refused").
+        texts = [passage[a:b] for a, b in local]
+        whole = passage[local[0][0]:local[-1][1]]
+        vectors = self._embedder.embed([claim, *texts, whole])
         sims = vectors[1:] @ vectors[0]
-        i = int(np.argmax(sims))
-        semantic = float(sims[i])
+        semantic = float(sims.max())
+        i = int(np.argmax(sims[:-1]))
+        if lexical >= t.lexical and semantic >= t.lexical_semantic:
+            best = max(local, key=lambda s: _overlap(terms, passage[s[0]:s[1]]))
+            return Support(True, lexical, semantic, best)
         ok = semantic >= t.semantic
-        return Support(ok, lexical, semantic, spans[i], "" if ok else "meaning differs")
+        return Support(ok, lexical, semantic, local[i], "" if ok else "meaning differs")
+
+    def _best_window(self, terms: list[str], keys: set[str], quotes: list[str], passage: str,
+                     spans: list[tuple[int, int]]
+                     ) -> tuple[float, list[tuple[int, int]]] | None:
+        """The run of at most ``window_sentences`` sentences holding every name, number and
+        quote of the claim with the most of its words, as (word recall, its sentence spans).
+
+        Checking locally, not against the whole passage, stops a sentence from stitching
+        together facts (a quote and a speaker, a number and an event) that the passage
+        states apart.
+        """
+        size = max(1, self.thresholds.window_sentences)
+        best: tuple[float, list[tuple[int, int]]] | None = None
+        for i in range(max(1, len(spans) - size + 1)):
+            local = spans[i:i + size]
+            text = passage[local[0][0]:local[-1][1]]
+            have = {stem(w) for w in words(text)}
+            if keys - have or any(_flat(q) not in _flat(text) for q in quotes):
+                continue
+            lexical = sum(term in have for term in terms) / len(terms)
+            if best is None or lexical > best[0]:
+                best = (lexical, local)
+        return best
 
     def check(self, question: str, text: str, passages: Sequence[RetrievedPassage],
               answerer: str = "") -> Answer:
@@ -98,7 +141,8 @@ class CitationChecker:
             for n in dict.fromkeys(candidates):
                 if not 1 <= n <= len(passages):
                     continue
-                verdict = self.support(sentence.text, passages[n - 1].text)
+                passage = passages[n - 1]
+                verdict = self.support(sentence.text, passage.text, passage.title)
                 if verdict.supported:
                     sentence.kept.append((n, verdict))
                     if not sentence.markers:

@@ -10,6 +10,7 @@ import Stemmer
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _MARKER = re.compile(r"\s*\[\d{1,3}\](?:\s*\[\d{1,3}\])*")
 _NUMBER = re.compile(r"\d")
+_POSSESSIVE = re.compile(r"['’]s$")
 _STEMMER = Stemmer.Stemmer("english")
 
 STOPWORDS = frozenset("""
@@ -46,7 +47,8 @@ def key_terms(text: str) -> set[str]:
     """Names and numbers: words that must appear in a passage for it to be about the same thing.
 
     A capitalised word counts unless it opens a sentence; an opening word still counts when it
-    looks like a name: possessive ("China's"), an acronym, or followed by another capital.
+    looks like a name: possessive ("China's", not "It's"), an acronym, or followed by another
+    capital.
     """
     keys: set[str] = set()
     tokens = list(_WORD.finditer(text))
@@ -60,7 +62,9 @@ def key_terms(text: str) -> set[str]:
         before = text[tokens[i - 1].end():match.start()] if i else ""
         opens = i == 0 or any(ch in before for ch in ".?!:\n“\"")
         following = tokens[i + 1].group() if i + 1 < len(tokens) else ""
-        named = (word.endswith(("'s", "’s")) or (word.isupper() and len(word) > 1)
+        base = word[:-2].lower()
+        possessive = bool(_POSSESSIVE.search(word)) and base not in STOPWORDS and base != "let"
+        named = (possessive or (word.isupper() and len(word) > 1)
                  or (following[:1].isupper() and following.lower() not in STOPWORDS))
         if not opens or named:
             keys.add(stem(word))

@@ -25,6 +25,7 @@ from starlette.datastructures import UploadFile
 from index.store import StoreUnavailable
 from rag.answerers import Turn
 from rag.filters import Filters
+from rag.llm import LLMUnavailable
 from rag.result import Answer
 from ui.api_base import (
     COLLECTION_PATTERN,
@@ -220,7 +221,7 @@ async def _sse(first: str | Answer | None, rest: Iterator[str | Answer]) -> Asyn
                 yield event("text", json.dumps({"text": item}, ensure_ascii=False))
     except Exception as exc:  # headers are sent: the failure can only be an event now
         log.exception("stream failed")
-        status = 503 if isinstance(exc, StoreUnavailable) else 500
+        status = 503 if isinstance(exc, StoreUnavailable | LLMUnavailable) else 500
         body = ErrorBody(status=status, code="stream_failed", message=str(exc))
         yield event("error", ErrorResponse(error=body).model_dump_json())
 

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from index.embedder import EmbedderError
 from index.lock import LockTimeout
 from index.store import EmbeddingModelMismatch, StoreError, StoreUnavailable
+from rag.llm import LLMError, LLMUnavailable
 from rag.result import Answer
 from ui.service import ArticleService
 
@@ -99,6 +100,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def embedder_error(_: Request, exc: Exception) -> Response:
         return error_response(503, "embedder_unavailable", str(exc))
 
+    async def llm_error(_: Request, exc: Exception) -> Response:
+        # The model server is another service: down or timing out is 503, a refusal 502.
+        status = 503 if isinstance(exc, LLMUnavailable) else 502
+        return error_response(status, "llm_unavailable" if status == 503 else "llm_error",
+                              str(exc))
+
     async def internal_error(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal error; see the server log")
@@ -109,6 +116,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ValidationError, validation_error)
     app.add_exception_handler(StoreError, store_error)
     app.add_exception_handler(EmbedderError, embedder_error)
+    app.add_exception_handler(LLMError, llm_error)
     app.add_exception_handler(LockTimeout, lock_timeout)
     app.add_exception_handler(Exception, internal_error)
 

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from index.embedder import EmbedderError
     from index.lock import LockTimeout
     from index.store import StoreError
+    from rag.llm import LLMError
 
     try:
         settings = _settings(args)
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return EXIT_OK
-    except (StoreError, EmbedderError, LockTimeout, ValueError, OSError) as exc:
+    except (StoreError, EmbedderError, LLMError, LockTimeout, ValueError, OSError) as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -145,12 +146,41 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print("rag: the store is empty: run `rag ingest PATH` first", file=sys.stderr)
         return EXIT_ERROR
     for question in args.questions:
-        answer = components.assistant.ask(question, top_k=args.top_k)
         if args.json:
+            answer = components.assistant.ask(question, top_k=args.top_k)
             print(answer.model_dump_json(), flush=True)
         else:
-            print(format_answer(answer), flush=True)
+            print_streamed_answer(components.assistant.ask_stream(question, top_k=args.top_k))
     return EXIT_OK
+
+
+def print_streamed_answer(events: Iterable[str | Answer]) -> None:
+    """Print text as the answerer writes it, then the checked answer and its sources.
+
+    The checked text is printed again only when it differs from what was streamed (the
+    check dropped or renumbered something), with a line saying so.
+    """
+    from rag.result import Answer
+
+    streamed: list[str] = []
+    for event in events:
+        if isinstance(event, Answer):
+            print(_after_stream(event, "".join(streamed)), flush=True)
+            return
+        streamed.append(event)
+        print(event, end="", flush=True)
+
+
+def _after_stream(answer: Answer, streamed: str) -> str:
+    checked = format_answer(answer)
+    if answer.removed_sentences:
+        s = "" if answer.removed_sentences == 1 else "s"
+        note = (f"[citation check: removed {answer.removed_sentences} unsupported "
+                f"sentence{s}; checked answer below]")
+        return f"\n\n{note}\n{checked}" if streamed else f"{note}\n{checked}"
+    if " ".join(streamed.split()) == " ".join(answer.answer.split()):
+        return checked[len(answer.answer):] if streamed else checked
+    return f"\n\n[checked answer]\n{checked}" if streamed else checked
 
 
 def format_answer(answer: Answer) -> str:

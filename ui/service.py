@@ -196,5 +196,5 @@ class ArticleService:
         return {"status": "ok", "collection": parts.settings.collection,
                 "store": {"reachable": True, "passages": parts.store.passage_count(),
                           "articles": parts.store.article_count()},
-                "embedder": parts.embedder.name, "answerer": parts.assistant.answerer.name,
+                "embedder": parts.embedder.name, "answerer": parts.answerer_description,
                 "retrieval": parts.assistant.retriever.name}

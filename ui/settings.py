@@ -50,6 +50,33 @@ class Settings(BaseSettings):
                                 "accepts, in KB (uploads are limited by RAG_MAX_FILE_MB).")
     max_upload_files: int = Field(20, ge=1, le=1000, description="Most files one upload "
                                   "request may carry.")
+    llm_backend: Literal["auto", "extractive", "openai", "openai-compatible", "llama-cpp"] = (
+        Field("auto", description="Who writes answers. 'auto': llama-cpp if llm_model_path is "
+              "set, else openai-compatible if llm_base_url is set, else openai if "
+              "OPENAI_API_KEY is set, else extractive."))
+    llm_base_url: str | None = Field(None, description="Base URL of an OpenAI-compatible chat "
+                                     "API (vLLM, Ollama, llama.cpp server, LM Studio), e.g. "
+                                     "http://127.0.0.1:8080/v1.")
+    llm_model: str | None = Field(None, description="Model name sent to the chat API "
+                                  "(default 'gpt-4o-mini' for OpenAI, 'local-model' otherwise).")
+    llm_api_key: str | None = Field(None, description="API key for llm_base_url (the OpenAI key "
+                                    "is never sent to other servers).")
+    llm_model_path: Path | None = Field(None, description="A GGUF model file run in-process by "
+                                        "llama-cpp-python (extra 'local').")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the chat API before "
+                               "giving up on a request.")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries, with backoff, on "
+                                 "connection errors, 429 and 5xx answers.")
+    llm_max_tokens: int = Field(512, ge=16, le=8192, description="Most tokens an answer may "
+                                "have.")
+    llm_temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature of "
+                                   "answers.")
+    llm_context_window: int = Field(4096, ge=512, description="Context size (tokens) of the "
+                                    "in-process GGUF model.")
+    llm_threads: int = Field(0, ge=0, description="CPU threads of the in-process GGUF model "
+                             "(0: llama.cpp's default).")
+    llm_condense: bool = Field(True, description="Let the language model rewrite follow-up "
+                               "questions (else a simple rule does).")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "
                                 "upload) waits for another one using the same data folder "
                                 "before giving up; 0 fails at once.")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from index.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from index.ingest import SplitOptions
 from index.lock import WriteLock
 from index.store import PassageStore, open_client
-from rag.answerers import ExtractiveAnswerer
+from rag.answerers import Answerer, ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
+from rag.condense import Condenser, LLMCondenser, RuleCondenser
+from rag.llm import ChatModel, Generation, LlamaCppChatModel, OpenAIChatModel
+from rag.llm_answerer import LLMAnswerer
 from rag.retrieve import DenseRetriever
 from ui.settings import Settings
 
@@ -59,21 +62,82 @@ class Components:
     store: PassageStore
     embedder: Embedder
     assistant: Assistant
+    answerer_description: str = "extractive"
 
 
-def build(settings: Settings, embedder: Embedder | None = None) -> Components:
+def build(settings: Settings, embedder: Embedder | None = None,
+          environ: Mapping[str, str] | None = None) -> Components:
     """Build everything; pass ``embedder`` to share one already loaded (the server does)."""
     store = build_store(settings)
     embedder = embedder or build_embedder(settings)
     checker = CitationChecker(embedder)
-    answerer = ExtractiveAnswerer(embedder)
-    assistant = Assistant(DenseRetriever(store, embedder), answerer, checker, settings.top_k)
-    log.info("answerer: %s; retrieval: %s; collection %r", answerer.name,
+    answerer, condenser, description = build_answerer(settings, embedder, environ)
+    assistant = Assistant(DenseRetriever(store, embedder), answerer, checker, settings.top_k,
+                          condenser)
+    log.info("answerer: %s; retrieval: %s; collection %r", description,
              assistant.retriever.name, settings.collection)
-    return Components(settings, store, embedder, assistant)
+    return Components(settings, store, embedder, assistant, description)
 
 
 def build_collection(base: Components, collection: str) -> Components:
-    """The same components on another collection, sharing the already loaded embedder."""
+    """The same components on another collection, sharing the loaded embedder and model."""
     settings = base.settings.model_copy(update={"collection": collection})
-    return build(settings, embedder=base.embedder)
+    store = build_store(settings)
+    old = base.assistant
+    assistant = Assistant(DenseRetriever(store, base.embedder), old.answerer, old.checker,
+                          settings.top_k, old.condenser)
+    return Components(settings, store, base.embedder, assistant, base.answerer_description)
+
+
+def llm_backend(settings: Settings, environ: Mapping[str, str]) -> str:
+    """The backend 'auto' resolves to: explicit RAG_LLM_* settings win over OPENAI_API_KEY."""
+    if settings.llm_backend != "auto":
+        return settings.llm_backend
+    if settings.llm_model_path:
+        return "llama-cpp"
+    if settings.llm_base_url:
+        return "openai-compatible"
+    return "openai" if environ.get("OPENAI_API_KEY") else "extractive"
+
+
+def build_chat_model(settings: Settings,
+                     environ: Mapping[str, str] | None = None) -> ChatModel | None:
+    """The chat model the settings ask for, or None for the extractive answerer."""
+    env = os.environ if environ is None else environ
+    backend = llm_backend(settings, env)
+    generation = Generation(settings.llm_max_tokens, settings.llm_temperature)
+    if backend == "llama-cpp":
+        if settings.llm_model_path is None:
+            raise ValueError("RAG_LLM_BACKEND=llama-cpp needs RAG_LLM_MODEL_PATH (a .gguf file)")
+        return LlamaCppChatModel(settings.llm_model_path, generation=generation,
+                                 context_window=settings.llm_context_window,
+                                 threads=settings.llm_threads)
+    if backend == "openai-compatible":
+        if not settings.llm_base_url:
+            raise ValueError("RAG_LLM_BACKEND=openai-compatible needs RAG_LLM_BASE_URL")
+        return OpenAIChatModel(settings.llm_model or "local-model",
+                               base_url=settings.llm_base_url,
+                               api_key=settings.llm_api_key or "no-key",
+                               timeout=settings.llm_timeout,
+                               max_retries=settings.llm_max_retries, generation=generation)
+    if backend == "openai":
+        key = env.get("OPENAI_API_KEY")
+        if not key:
+            raise ValueError("RAG_LLM_BACKEND=openai needs OPENAI_API_KEY")
+        return OpenAIChatModel(settings.llm_model or "gpt-4o-mini",
+                               base_url=env.get("OPENAI_BASE_URL"), api_key=key,
+                               timeout=settings.llm_timeout, label="openai",
+                               max_retries=settings.llm_max_retries, generation=generation)
+    return None
+
+
+def build_answerer(settings: Settings, embedder: Embedder,
+                   environ: Mapping[str, str] | None = None
+                   ) -> tuple[Answerer, Condenser, str]:
+    """The answerer, the follow-up condenser and a one-line description of them."""
+    model = build_chat_model(settings, environ)
+    if model is None:
+        return ExtractiveAnswerer(embedder), RuleCondenser(), "extractive (offline)"
+    condenser: Condenser = LLMCondenser(model) if settings.llm_condense else RuleCondenser()
+    answerer = LLMAnswerer(model)
+    return answerer, condenser, answerer.describe()

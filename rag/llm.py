@@ -1,0 +1,200 @@
+"""Chat-model backends: any OpenAI-compatible HTTP API, or a GGUF file run in-process.
+
+Both speak the same small interface (``ChatModel``) so answering and condensing do not care
+where the model runs. Library errors are translated here, once, into ``LLMError`` subclasses
+whose messages say what to do; the CLI prints them as one line, the API as a JSON error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
+log = logging.getLogger(__name__)
+
+LOCAL_EXTRA_HINT = "install the local-model extra: pip install 'rag-articles[local]'"
+
+
+class Message(TypedDict):
+    """One chat message in the OpenAI wire format."""
+
+    role: str
+    content: str
+
+
+class LLMError(RuntimeError):
+    """The language model could not produce an answer; the message says why."""
+
+
+class LLMUnavailable(LLMError):
+    """The model server cannot be reached, or timed out."""
+
+
+class LLMAuthError(LLMError):
+    """The server refused the API key."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Sampling options shared by every backend."""
+
+    max_tokens: int = 512
+    temperature: float = 0.1
+
+
+class ChatModel(Protocol):
+    """A chat model that streams text for a list of messages."""
+
+    @property
+    def name(self) -> str: ...
+
+    def describe(self) -> str:
+        """Which model, where: for the log and the health endpoint."""
+        ...
+
+    def stream(self, messages: Sequence[Message], generation: Generation | None = None
+               ) -> Iterator[str]: ...
+
+    def complete(self, messages: Sequence[Message], generation: Generation | None = None
+                 ) -> str: ...
+
+
+class OpenAIChatModel:
+    """OpenAI or any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio).
+
+    The openai SDK already retries connection errors, 408/409/429 and 5xx with exponential
+    backoff (honouring Retry-After), so retries are its ``max_retries``, not a loop of ours.
+    """
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str = "no-key",
+                 timeout: float = 60.0, max_retries: int = 2, label: str = "openai-compatible",
+                 generation: Generation | None = None) -> None:
+        import openai
+
+        self.model = model
+        self.label = label
+        self.generation = generation or Generation()
+        # base_url None means api.openai.com; pass it explicitly so the SDK never falls back
+        # to environment variables behind the caller's back.
+        self.base_url = base_url or "https://api.openai.com/v1"
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "no-key",
+                                     timeout=timeout, max_retries=max_retries)
+        self.timeout = timeout
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}:{self.model}"
+
+    def describe(self) -> str:
+        return f"{self.name} at {self.base_url} (timeout {self.timeout:g}s)"
+
+    def stream(self, messages: Sequence[Message], generation: Generation | None = None
+               ) -> Iterator[str]:
+        g = generation or self.generation
+        with self._errors():
+            chunks = self._client.chat.completions.create(
+                model=self.model, messages=_wire(messages),
+                max_tokens=g.max_tokens, temperature=g.temperature, stream=True)
+            with chunks:  # closes the connection if the caller stops reading early
+                for chunk in chunks:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
+
+    def complete(self, messages: Sequence[Message], generation: Generation | None = None
+                 ) -> str:
+        g = generation or self.generation
+        with self._errors():
+            response = self._client.chat.completions.create(
+                model=self.model, messages=_wire(messages),
+                max_tokens=g.max_tokens, temperature=g.temperature)
+        if not response.choices:
+            return ""
+        return response.choices[0].message.content or ""
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate openai SDK exceptions into LLMError with an actionable message."""
+        import openai
+
+        where = f"{self.label} model {self.model!r} at {self.base_url}"
+        try:
+            yield
+        except openai.APITimeoutError as exc:
+            raise LLMUnavailable(f"{where} did not answer within {self.timeout:g}s "
+                                 "(raise RAG_LLM_TIMEOUT, or check the server)") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMUnavailable(f"cannot reach {where}: is the server running? "
+                                 "(check RAG_LLM_BASE_URL)") from exc
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise LLMAuthError(f"{where} refused the API key (HTTP {exc.status_code}): "
+                               "check RAG_LLM_API_KEY or OPENAI_API_KEY") from exc
+        except openai.APIStatusError as exc:
+            raise LLMError(f"{where} answered HTTP {exc.status_code}: "
+                           f"{_short(exc.message)}") from exc
+        except openai.OpenAIError as exc:
+            raise LLMError(f"{where} failed: {_short(str(exc))}") from exc
+
+
+class LlamaCppChatModel:
+    """A GGUF model run in-process by llama-cpp-python: no server, no network."""
+
+    def __init__(self, model_path: Path, *, context_window: int = 4096, threads: int = 0,
+                 generation: Generation | None = None) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ImportError(f"llama-cpp-python is needed for RAG_LLM_MODEL_PATH: "
+                              f"{LOCAL_EXTRA_HINT}") from exc
+        if not model_path.is_file():
+            raise LLMError(f"model file not found: {model_path} (check RAG_LLM_MODEL_PATH)")
+        self.model_path = model_path
+        self.generation = generation or Generation()
+        self.context_window = context_window
+        try:
+            # Llama() defaults to a 512-token context, too small for a prompt of passages.
+            self._llama = Llama(model_path=str(model_path), n_ctx=context_window,
+                                n_threads=threads or None, n_threads_batch=threads or None,
+                                verbose=False)
+        except ValueError as exc:
+            raise LLMError(f"cannot load {model_path}: {exc}") from exc
+
+    @property
+    def name(self) -> str:
+        return f"llama-cpp:{self.model_path.name}"
+
+    def describe(self) -> str:
+        return f"{self.name} in-process (context {self.context_window} tokens)"
+
+    def stream(self, messages: Sequence[Message], generation: Generation | None = None
+               ) -> Iterator[str]:
+        g = generation or self.generation
+        try:
+            chunks = self._llama.create_chat_completion(
+                messages=list(messages),  # type: ignore[arg-type]
+                max_tokens=g.max_tokens, temperature=g.temperature, stream=True)
+            for chunk in cast("Iterator[dict[str, Any]]", chunks):
+                content = chunk["choices"][0]["delta"].get("content")
+                if content:
+                    yield str(content)
+        except ValueError as exc:  # e.g. the prompt does not fit the context window
+            raise LLMError(f"{self.name}: {exc}") from exc
+
+    def complete(self, messages: Sequence[Message], generation: Generation | None = None
+                 ) -> str:
+        return "".join(self.stream(messages, generation))
+
+
+def _wire(messages: Sequence[Message]) -> list[ChatCompletionMessageParam]:
+    return cast("list[ChatCompletionMessageParam]", [dict(m) for m in messages])
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
