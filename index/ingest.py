@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from index.clean import clean_article
 from index.embedder import Embedder
 from index.passages import split_article
 from index.readers import ReadResult, read_paths
@@ -29,6 +30,7 @@ class SplitOptions:
     max_words: int = 200
     overlap_words: int = 40
     title_in_embedding: bool = True
+    clean_boilerplate: bool = True
 
 
 def embedding_text(article: Article, passage: Passage, options: SplitOptions) -> str:
@@ -63,7 +65,7 @@ def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder:
         elif result.id in articles:
             report.unchanged += 1  # the same article twice in one run is stored once
         else:
-            articles[result.id] = result
+            articles[result.id] = clean_article(result) if options.clean_boilerplate else result
     work = _plan(list(articles.values()), store, report, options)
     total = sum(len(p) for _, p in work)
     bar = tqdm(total=total, unit="passage", desc=f"embedding ({embedder.name})",

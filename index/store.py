@@ -161,6 +161,11 @@ class PassageStore:
                                                    include=["metadatas"]))
         return [_article(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
 
+    def catalog_stamps(self) -> list[tuple[str, str, str]]:
+        """(id, content hash, write time) of every catalog record: changes with every write."""
+        return [(i, str((m or {}).get("hash", "")), str((m or {}).get("ingested_at", "")))
+                for i, m in self._paged(self._catalog, ["metadatas"])]
+
     def passage_count(self) -> int:
         return int(self._call(self._passages.count))
 

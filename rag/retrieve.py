@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from index.embedder import Embedder
+from index.lexical import LexicalFilter, LexicalIndex
 from index.store import PassageStore, StoredPassage
-from rag.filters import Filters
+from rag.dedupe import collapse_duplicates
+from rag.filters import Filters, day_number
+from rag.rerank import PassThroughReranker, Reranker
 from rag.result import RetrievedPassage
 
 
@@ -40,3 +45,104 @@ class DenseRetriever:
         vector = self._embedder.embed_query(question)
         where = filters.to_where() if filters else None
         return [to_result(p, s) for p, s in self._store.query(vector, k, where)]
+
+
+def lexical_filter(filters: Filters | None) -> LexicalFilter | None:
+    """The same restriction as ``Filters.to_where``, in the BM25 index's terms."""
+    if filters is None or filters.is_empty():
+        return None
+    return LexicalFilter(
+        sources=tuple(filters.sources), article_ids=tuple(filters.article_ids),
+        day_from=day_number(filters.published_from) if filters.published_from else None,
+        day_to=day_number(filters.published_to) if filters.published_to else None)
+
+
+@dataclass(frozen=True)
+class FusionOptions:
+    """How the dense and BM25 rankings are combined (defaults chosen on the dev set)."""
+
+    k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    candidates: int = 50  # passages each ranking contributes before fusion
+    article_weight: float = 1.0  # weight of the whole-article BM25 ranking (hybrid, bm25)
+    per_article: int = 1  # at most this many passages of one article in the results (0: any)
+    dedupe_threshold: float = 0.6
+
+
+def reciprocal_rank_fusion(rankings: Sequence[tuple[Sequence[str], float]],
+                           k: int = 60) -> list[tuple[str, float]]:
+    """Fuse ranked id lists: score(id) = sum of weight / (k + rank), rank from 1; best first."""
+    scores: dict[str, float] = {}
+    for ids, weight in rankings:
+        for rank, pid in enumerate(ids, start=1):
+            scores[pid] = scores.get(pid, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def limit_per_article(ranked: Sequence[RetrievedPassage], limit: int) -> list[RetrievedPassage]:
+    """Keep at most ``limit`` passages per article, in order: one long article that matches
+    everywhere cannot fill the top-k, so the answerer sees more articles."""
+    seen: dict[str, int] = {}
+    kept = []
+    for passage in ranked:
+        seen[passage.article_id] = seen.get(passage.article_id, 0) + 1
+        if seen[passage.article_id] <= limit:
+            kept.append(passage)
+    return kept
+
+
+class HybridRetriever:
+    """Dense (Chroma) and BM25 rankings fused by reciprocal rank fusion, then near-duplicates
+    collapsed and the reranking stage applied. ``mode`` 'dense' or 'bm25' uses one side only,
+    with the same dedupe and reranking, so the three can be compared like for like."""
+
+    def __init__(self, store: PassageStore, embedder: Embedder, lexical: LexicalIndex,
+                 options: FusionOptions | None = None, reranker: Reranker | None = None,
+                 mode: Literal["hybrid", "dense", "bm25"] = "hybrid") -> None:
+        self._store = store
+        self._embedder = embedder
+        self._lexical = lexical
+        self.options = options or FusionOptions()
+        self.reranker: Reranker = reranker or PassThroughReranker()
+        self.mode = mode
+        self.name: str = mode
+
+    def retrieve(self, question: str, k: int,
+                 filters: Filters | None = None) -> list[RetrievedPassage]:
+        o = self.options
+        n = max(o.candidates, k)
+        found: dict[str, StoredPassage] = {}
+        rankings: list[tuple[Sequence[str], float]] = []
+        if self.mode != "bm25":
+            where = filters.to_where() if filters else None
+            dense = self._store.query(self._embedder.embed_query(question), n, where)
+            found.update((p.id, p) for p, _ in dense)
+            rankings.append(([p.id for p, _ in dense], o.dense_weight))
+        articles: list[tuple[str, float]] = []
+        if self.mode != "dense":
+            with_articles = o.candidates if o.article_weight > 0 else 0
+            lexical, articles = self._lexical.rank(question, n, with_articles,
+                                                   lexical_filter(filters))
+            rankings.append(([pid for pid, _ in lexical], o.bm25_weight))
+        fused = reciprocal_rank_fusion(rankings, o.k)
+        if articles:
+            fused = self._with_article_ranking(fused, articles)
+        missing = [pid for pid, _ in fused if pid not in found]
+        if missing:
+            found.update((p.id, p) for p in self._store.passages(missing))
+        ranked = [to_result(found[pid], score) for pid, score in fused if pid in found]
+        ranked = collapse_duplicates(ranked, o.dedupe_threshold)
+        if o.per_article > 0:
+            ranked = limit_per_article(ranked, o.per_article)
+        return self.reranker.rerank(question, ranked)[:k]
+
+    def _with_article_ranking(self, fused: list[tuple[str, float]],
+                              articles: list[tuple[str, float]]) -> list[tuple[str, float]]:
+        """Add each candidate's article rank in a whole-article BM25 ranking: a passage of an
+        article that matches the question as a whole beats a lone lucky passage."""
+        o = self.options
+        rank = {aid: r for r, (aid, _) in enumerate(articles, start=1)}
+        scored = [(pid, score + (o.article_weight / (o.k + rank[a]) if a in rank else 0.0))
+                  for pid, score in fused for a in [pid.rsplit("#", 1)[0]]]
+        return sorted(scored, key=lambda item: -item[1])

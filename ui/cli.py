@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rag.filters import Filters
     from rag.result import Answer
     from ui.settings import Settings
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", nargs="+", metavar="QUESTION")
     p.add_argument("--top-k", type=int, default=None, help="passages to retrieve (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON result per question")
+    _add_filter_options(p)
     p.set_defaults(run=cmd_ask)
 
     p = sub.add_parser("list", parents=[common], help="list stored articles",
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Delete an article and its passages by id (see rag list).")
     p.add_argument("ids", nargs="+", metavar="ID")
     p.set_defaults(run=cmd_remove, writes=True)
-
+    _add_eval_parser(sub, common)
     add_serve_command(sub, common)
     return parser
 
@@ -146,11 +148,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print("rag: the store is empty: run `rag ingest PATH` first", file=sys.stderr)
         return EXIT_ERROR
     for question in args.questions:
+        filters = _filters(args)
         if args.json:
-            answer = components.assistant.ask(question, top_k=args.top_k)
+            answer = components.assistant.ask(question, top_k=args.top_k, filters=filters)
             print(answer.model_dump_json(), flush=True)
         else:
-            print_streamed_answer(components.assistant.ask_stream(question, top_k=args.top_k))
+            print_streamed_answer(components.assistant.ask_stream(question, top_k=args.top_k,
+                                                                  filters=filters))
     return EXIT_OK
 
 
@@ -233,6 +237,104 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ui.server import serve
 
     serve(settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _add_filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", action="append", default=[], metavar="SOURCE",
+                   help="only passages from this source (repeatable), e.g. www.cnn.com")
+    p.add_argument("--article", action="append", default=[], metavar="ID",
+                   help="only passages of this article id (repeatable; see rag list)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
+
+
+def _filters(args: argparse.Namespace) -> Filters | None:
+    """The filter options as a Filters model (ValueError names a malformed date)."""
+    from pydantic import ValidationError
+
+    from rag.filters import Filters
+
+    try:
+        filters = Filters(sources=args.source, article_ids=args.article,
+                          published_from=args.since, published_to=args.until)
+    except ValidationError as exc:
+        raise ValueError("--since/--until take dates as YYYY-MM-DD") from exc
+    return None if filters.is_empty() else filters
+
+
+def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                     common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("eval", parents=[common], help="measure retrieval and answers",
+                       description="Run a JSONL file of questions ({id, question, answers?, "
+                       "gold_urls?, unanswerable?}) and print Hits@1/5/10, MRR@10, AnsIn@5, "
+                       "answer accuracy, citation precision, abstention rate and retrieval "
+                       "latency. With --articles, those articles are ingested first into a "
+                       "collection of their own, leaving yours untouched.")
+    p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
+    p.add_argument("--articles", type=Path, metavar="ARTICLES.jsonl",
+                   help="articles to evaluate on (ingested once into an eval collection)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="passages given to the answerer (default: RAG_TOP_K)")
+    p.add_argument("--retriever", choices=["hybrid", "dense", "bm25"], default=None,
+                   help="retrieval to measure (default: RAG_RETRIEVER, hybrid)")
+    p.add_argument("--no-answers", action="store_true",
+                   help="measure retrieval only (skip answering: faster)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.set_defaults(run=cmd_eval)
+
+
+def eval_collection(settings: Settings, articles: Path) -> str:
+    """A collection name of its own for an articles file and the settings that shape passages."""
+    import hashlib
+
+    key = "|".join(str(x) for x in (articles.resolve(), settings.passage_words,
+                                     settings.overlap_words, settings.clean_boilerplate))
+    return f"{settings.collection[:30]}-eval-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from rag.eval import evaluate, load_questions
+    from ui.wiring import build
+
+    questions = load_questions(args.questions)
+    quiet = getattr(args, "quiet", False)
+    updates: dict[str, object] = {}
+    if args.articles:
+        updates["collection"] = eval_collection(settings, args.articles)
+    if args.retriever:
+        updates["retriever"] = args.retriever
+    settings = settings.model_copy(update=updates)
+    components = build(settings)
+    if args.articles:
+        from index.ingest import ingest_paths
+        from ui.wiring import split_options
+
+        report = ingest_paths([args.articles], components.store, components.embedder,
+                              max_bytes=int(settings.max_file_mb * 1_000_000),
+                              options=split_options(settings), progress=not quiet)
+        log.info("eval collection %r: %s", settings.collection, report.summary())
+    if components.store.passage_count() == 0:
+        print("rag: the store is empty: give --articles or run `rag ingest PATH` first",
+              file=sys.stderr)
+        return EXIT_ERROR
+    top_k = args.top_k or settings.top_k
+    assistant = components.assistant
+    with tqdm(total=len(questions), unit="question", desc="eval", disable=quiet) as bar:
+        result = evaluate(questions, assistant.retriever.retrieve,
+                          None if args.no_answers else
+                          (lambda q: assistant.ask(q, top_k=top_k)),
+                          progress=lambda n: bar.update(n) and None)
+    metrics = result.metrics()
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"retriever: {assistant.retriever.name}; collection {settings.collection!r}; "
+              f"top-k {top_k}")
+        for key, value in metrics.items():
+            print(f"{key:<20} {'-' if value is None else value}")
     return EXIT_OK
 
 

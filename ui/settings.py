@@ -77,6 +77,24 @@ class Settings(BaseSettings):
                              "(0: llama.cpp's default).")
     llm_condense: bool = Field(True, description="Let the language model rewrite follow-up "
                                "questions (else a simple rule does).")
+    retriever: Literal["hybrid", "dense", "bm25"] = Field(
+        "hybrid", description="'hybrid': BM25 and embeddings fused by reciprocal rank fusion; "
+        "'dense': embeddings only; 'bm25': BM25 only.")
+    fusion_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant k: larger "
+                          "flattens the difference between ranks.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    candidates: int = Field(50, ge=1, le=1000, description="Passages each ranking contributes "
+                            "to fusion before dedupe and top-k.")
+    dedupe_threshold: float = Field(0.6, ge=0, le=1.01, description="Word-shingle overlap "
+                                    "above which two passages count as the same story (>1 "
+                                    "turns dedupe off).")
+    article_weight: float = Field(1.0, ge=0, description="Weight in fusion of a BM25 ranking "
+                                  "of whole articles (0: off).")
+    per_article: int = Field(1, ge=0, description="At most this many passages of one "
+                             "article among the retrieved passages (0: no limit).")
+    clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
+                                    "pitches, ad and share text) at ingest.")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "
                                 "upload) waits for another one using the same data folder "
                                 "before giving up; 0 fails at once.")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from index.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from index.ingest import SplitOptions
+from index.lexical import LexicalIndex
 from index.lock import WriteLock
 from index.store import PassageStore, open_client
 from rag.answerers import Answerer, ExtractiveAnswerer
@@ -17,7 +18,7 @@ from rag.citations import CitationChecker
 from rag.condense import Condenser, LLMCondenser, RuleCondenser
 from rag.llm import ChatModel, Generation, LlamaCppChatModel, OpenAIChatModel
 from rag.llm_answerer import LLMAnswerer
-from rag.retrieve import DenseRetriever
+from rag.retrieve import FusionOptions, HybridRetriever, Retriever
 from ui.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,19 @@ def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None)
 
 
 def split_options(settings: Settings) -> SplitOptions:
-    return SplitOptions(max_words=settings.passage_words, overlap_words=settings.overlap_words)
+    return SplitOptions(max_words=settings.passage_words, overlap_words=settings.overlap_words,
+                        clean_boilerplate=settings.clean_boilerplate)
+
+
+def build_retriever(settings: Settings, store: PassageStore, embedder: Embedder) -> Retriever:
+    """Hybrid by default; the BM25 index lives beside the Chroma data, per collection."""
+    lexical = LexicalIndex(store, settings.data_dir / "bm25" / settings.collection)
+    options = FusionOptions(k=settings.fusion_k, dense_weight=settings.dense_weight,
+                            bm25_weight=settings.bm25_weight, candidates=settings.candidates,
+                            dedupe_threshold=settings.dedupe_threshold,
+                            article_weight=settings.article_weight,
+                            per_article=settings.per_article)
+    return HybridRetriever(store, embedder, lexical, options, mode=settings.retriever)
 
 
 @dataclass
@@ -72,8 +85,8 @@ def build(settings: Settings, embedder: Embedder | None = None,
     embedder = embedder or build_embedder(settings)
     checker = CitationChecker(embedder)
     answerer, condenser, description = build_answerer(settings, embedder, environ)
-    assistant = Assistant(DenseRetriever(store, embedder), answerer, checker, settings.top_k,
-                          condenser)
+    retriever = build_retriever(settings, store, embedder)
+    assistant = Assistant(retriever, answerer, checker, settings.top_k, condenser)
     log.info("answerer: %s; retrieval: %s; collection %r", description,
              assistant.retriever.name, settings.collection)
     return Components(settings, store, embedder, assistant, description)
@@ -84,8 +97,8 @@ def build_collection(base: Components, collection: str) -> Components:
     settings = base.settings.model_copy(update={"collection": collection})
     store = build_store(settings)
     old = base.assistant
-    assistant = Assistant(DenseRetriever(store, base.embedder), old.answerer, old.checker,
-                          settings.top_k, old.condenser)
+    assistant = Assistant(build_retriever(settings, store, base.embedder), old.answerer,
+                          old.checker, settings.top_k, old.condenser)
     return Components(settings, store, base.embedder, assistant, base.answerer_description)
 
 

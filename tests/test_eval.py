@@ -1,0 +1,124 @@
+"""`rag eval` metrics on hand-made questions, and the command's JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.eval import METRIC_KEYS, EvalQuestion, EvalReport, contains_answer, judge
+from rag.result import Answer, Citation, RetrievedPassage
+from ui.cli import main
+
+
+def _passage(article: str, text: str = "filler text", n: int = 0) -> RetrievedPassage:
+    return RetrievedPassage(passage_id=f"{article}#{n}", article_id=article, title="t",
+                            source="s", text=text, start=0, end=len(text), score=1.0)
+
+
+def _answer(text: str, cited: list[RetrievedPassage], abstained: bool = False) -> Answer:
+    citations = [Citation(**p.model_dump(), marker=i + 1) for i, p in enumerate(cited)]
+    return Answer(question="q", answer=text, abstained=abstained, citations=citations)
+
+
+def test_answer_matching_ignores_case_and_curly_quotes() -> None:
+    assert contains_answer('Netflix renewed "squid game" on Sunday.', ["“Squid Game”"])
+    assert not contains_answer("Netflix renewed a show.", ["“Squid Game”"])
+
+
+def test_metrics_on_a_hand_made_set() -> None:
+    q1 = EvalQuestion("1", "q1", answers=("Europe",), gold=("https://x.test/a#:~:text=b",))
+    q2 = EvalQuestion("2", "q2", answers=("42",), gold=("https://x.test/b",))
+    q3 = EvalQuestion("3", "q3", answers=("never",), gold=("https://x.test/c",))
+    q4 = EvalQuestion("4", "q4", unanswerable=True)
+    ranked1 = [_passage("https://x.test/a", "Europe will require it.")] + [
+        _passage("other", n=i) for i in range(1, 10)]
+    ranked2 = [_passage("other", n=i) for i in range(2)] + [
+        _passage("https://x.test/b", "The answer is 42.")] + [
+        _passage("other", n=i) for i in range(3, 10)]
+    ranked3 = [_passage("other", n=i) for i in range(10)]
+    report = EvalReport([
+        judge(q1, ranked1, _answer("Europe will require it.", [ranked1[0], ranked1[1]]), 10.0),
+        judge(q2, ranked2, _answer("Nothing useful.", [ranked2[0]]), 20.0),
+        judge(q3, ranked3, _answer("x", [], abstained=True), 30.0),
+        judge(q4, ranked3, _answer("x", [], abstained=True), 40.0),
+    ])
+    m = report.metrics()
+    assert tuple(m) == METRIC_KEYS
+    assert m["n_questions"] == 4
+    assert m["hits@1"] == pytest.approx(1 / 3, abs=1e-4)
+    assert m["hits@5"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["hits@10"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 3) / 3, abs=1e-4)
+    assert m["ansin@5"] == pytest.approx(2 / 3, abs=1e-4)
+    assert m["answer_accuracy"] == pytest.approx(1 / 3, abs=1e-4)
+    assert m["citation_precision"] == pytest.approx(1 / 3, abs=1e-4)  # 1 of 3 cited
+    assert m["abstention_rate"] == 1.0
+    assert m["retrieval_p50_ms"] == pytest.approx(25.0)
+
+
+def test_abstention_rate_is_null_without_unanswerable_rows() -> None:
+    q = EvalQuestion("1", "q", answers=("a",))
+    m = EvalReport([judge(q, [], None, 1.0)]).metrics()
+    assert m["abstention_rate"] is None
+    assert m["hits@5"] is None  # no gold articles given
+
+
+def test_rag_eval_json_prints_exactly_the_documented_keys(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    articles = tmp_path / "articles.jsonl"
+    rows = [
+        {"id": "https://n.test/volcano", "title": "Volcano erupts on Tolbek island",
+         "text": "The Tolbek volcano erupted on Sunday. Flights were cancelled and 3,000 "
+                 "islanders were evacuated to the port of Varsa.", "source": "n.test",
+         "published": "2022-06-12"},
+        {"id": "https://n.test/chess", "title": "Teenager wins chess title",
+         "text": "Mira Castellanos won the national chess championship on Saturday.",
+         "source": "n.test", "published": "2022-07-02"},
+    ]
+    articles.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "1", "question": "Where were the Tolbek islanders evacuated to?",
+         "answers": ["Varsa"], "gold_urls": ["https://n.test/volcano"]},
+        {"id": "2", "question": "Who won the national chess championship?",
+         "answers": ["Mira Castellanos"], "gold_urls": ["https://n.test/chess"]},
+    ]), encoding="utf-8")
+    data = tmp_path / "data"
+    code = main(["-q", "--data-dir", str(data), "eval", str(questions), "--articles",
+                 str(articles), "--json"])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(metrics) == list(METRIC_KEYS)
+    assert metrics["n_questions"] == 2
+    assert metrics["hits@1"] == 1.0
+    assert metrics["abstention_rate"] is None
+    assert 0 <= metrics["answer_accuracy"] <= 1
+    # the user's own collection was left untouched
+    assert main(["-q", "--data-dir", str(data), "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_rag_ask_filters_by_source_and_rejects_a_bad_date(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "a", "title": "Harbour reopens in Varsa", "source": "one.test",
+         "published": "2022-06-01", "text": "The harbour of Varsa reopened on Monday after "
+         "the storm, the port authority said."},
+        {"id": "b", "title": "Harbour stays shut in Delmar", "source": "two.test",
+         "published": "2022-06-20", "text": "The harbour of Delmar stays shut after the "
+         "storm, the port authority said on Friday."},
+    ]), encoding="utf-8")
+    data = ["-q", "--data-dir", str(tmp_path / "data")]
+    assert main([*data, "ingest", str(articles)]) == 0
+    capsys.readouterr()
+    assert main([*data, "ask", "--json", "--source", "two.test", "What happened to the "
+                 "harbour after the storm?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["passages"] and {p["source"] for p in result["passages"]} == {"two.test"}
+    assert main([*data, "ask", "--json", "--until", "2022-06-10", "Harbour?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {p["article_id"] for p in result["passages"]} == {"a"}
+    assert main([*data, "ask", "--since", "June 1", "Harbour?"]) == 2
