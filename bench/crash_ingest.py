@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from index.clean import clean_article
 from index.passages import split_article
 from index.readers import read_paths
 from index.store import PassageStore, open_client
@@ -119,7 +120,7 @@ def main() -> int:
     crashed, clean = args.out / "crashed", args.out / "clean"
     rng = random.Random(args.seed)
     articles = [r for r in read_paths([args.articles], 100_000_000) if isinstance(r, Article)]
-    unique = {a.id: a for a in articles}
+    unique = {a.id: clean_article(a) for a in articles}  # as ingest splits them
     expected = {p.id for a in unique.values() for p in split_article(a, 200, 40)}
 
     # Kill points spread over the run: each rerun only has what is left to do.

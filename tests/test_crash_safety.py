@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.clean import clean_article
 from index.embedder import MiniLMEmbedder
 from index.ingest import _ROUND, ingest_paths, ingest_results
+from index.lexical import LexicalIndex
 from index.passages import split_article
 from index.readers import read_paths
 from index.store import PassageStore, open_client
@@ -63,7 +65,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Article
     """36 short dev articles: more than one embedding round, cheap to embed."""
     folder = tmp_path_factory.mktemp("crash-corpus")
     path = write_jsonl(folder / "dev40.jsonl", dev_records(70)[30:66])
-    articles = [r for r in read_paths([path], MAX_BYTES) if isinstance(r, Article)]
+    # As ingest sees them: boilerplate lines dropped before splitting.
+    articles = [clean_article(r) for r in read_paths([path], MAX_BYTES)
+                if isinstance(r, Article)]
     assert len(articles) == 36
     return path, articles
 
@@ -104,6 +108,7 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_ingest(
     assert done_before < len(articles), "the ingest finished before it was killed"
     for article_id, count in interrupted["catalog"].items():
         assert interrupted["stored"].get(article_id) == count, article_id
+    assert interrupted["bm25"] == interrupted["stored"]  # built from the interrupted store
 
     rerun = run_rag("ingest", "-q", str(path), env=env)
     assert rerun.returncode == 0, rerun.stderr
@@ -111,6 +116,12 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_ingest(
 
     store = open_store(data)
     assert_consistent(store)
+    # The BM25 index built from the interrupted store is stale now: the next query rebuilds
+    # it, and it then holds exactly the stored passages.
+    lexical = LexicalIndex(store, data / "bm25" / "articles")
+    lexical.rank("harbour", 1, 0)
+    assert lexical.rebuilds == 1
+    assert sorted(lexical._current().ids) == sorted(expected_ids)
     got = snapshot(data)
     assert set(got["ids"]) == expected_ids  # type: ignore[arg-type]
     assert len(got["ids"]) == len(set(got["ids"]))  # type: ignore[arg-type]
