@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,8 @@ class LlamaIndexRetriever:
                                       metadata={**meta}))
         self._index = VectorStoreIndex(nodes, embed_model=as_llama_index(embedder))
 
-    def retrieve(self, question: str, k: int,
-                 filters: Filters | None = None) -> list[RetrievedPassage]:
+    def retrieve(self, question: str, k: int, filters: Filters | None = None,
+                 as_of: date | None = None) -> list[RetrievedPassage]:
         hits = self._index.as_retriever(similarity_top_k=k).retrieve(question)
         out = []
         for hit in hits:
@@ -71,12 +72,14 @@ class LlamaIndexRetriever:
 
 
 def run(retriever: Retriever, questions: Path, embedder: Embedder, top_k: int,
-        answers: bool) -> tuple[dict[str, Any], float]:
+        answers: bool, use_dates: bool = False) -> tuple[dict[str, Any], float]:
     assistant = Assistant(retriever, ExtractiveAnswerer(embedder), CitationChecker(embedder),
                           top_k)
-    ask: Callable[[str], Any] | None = (lambda q: assistant.ask(q, top_k)) if answers else None
+    ask: Callable[[str, date | None], Any] | None = (
+        (lambda q, d: assistant.ask(q, top_k, as_of=d)) if answers else None)
     started = time.perf_counter()
-    report: EvalReport = evaluate(load_questions(questions), retriever.retrieve, ask)
+    report: EvalReport = evaluate(load_questions(questions), retriever.retrieve, ask,
+                                  use_dates=use_dates)
     return report.metrics(), time.perf_counter() - started
 
 

@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,7 +79,7 @@ class MiniLMEmbedder:
 
     name = MINILM_NAME
 
-    def __init__(self, threads: int = 0, batch_size: int = 32) -> None:
+    def __init__(self, threads: int = 0, batch_size: int = 32, query_cache: int = 512) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -91,42 +91,96 @@ class MiniLMEmbedder:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Idle threads sleep instead of spinning: a spinning pool delays the Chroma query that
+        # follows every question embedding and steals cores on a shared laptop.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(model_path), options,
                                              providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
+        # One model run at a time: each run already uses every core, so concurrent requests'
+        # runs would only thrash the caches and starve the server's event loop.
+        self._run_lock = threading.Lock()
         self._tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
         self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # per batch, to its longest
+        self._tokenizer.no_padding()  # the file pads to 128; we pad each batch to its longest
         self._batch_size = batch_size
-        self._cache = _QueryCache()
+        self._cache = _QueryCache(query_cache)
         log.info("embedding model: %s (onnxruntime, %s)", self.name, model_path)
 
     def embed(self, texts: Sequence[str],
               progress: Callable[[int], None] | None = None) -> Vectors:
-        """Embed in batches of similar length, so padding (wasted compute) stays small."""
+        """Tokenise once, then run batches of similar token counts so padding stays small."""
         out = np.zeros((len(texts), 384), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self._batch_size):
-            idx = order[start:start + self._batch_size]
-            out[idx] = self._embed_batch([texts[i] for i in idx])
+        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        for idx in _batches(order, [len(ids[i]) for i in order], self._batch_size):
+            out[idx] = self._run([ids[i] for i in idx])
             if progress:
                 progress(len(idx))
         return out
 
     def embed_query(self, text: str) -> Vectors:
-        return self._cache.get(text, lambda: self._embed_batch([text])[0])
+        return self._cache.get(text, lambda: self._run([self._tokenizer.encode(text).ids])[0])
 
-    def _embed_batch(self, texts: list[str]) -> Vectors:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, rows: list[list[int]]) -> Vectors:
+        """Mean-pooled, normalised vectors of token id rows, padded to the longest."""
+        ids = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
+        for n, row in enumerate(rows):
+            ids[n, :len(row)] = row
+        mask = (np.arange(ids.shape[1]) < np.array([len(r) for r in rows])[:, None])
+        mask = mask.astype(np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(["last_hidden_state"], feeds)[0]
+        with self._run_lock:
+            hidden = self._session.run(["last_hidden_state"], feeds)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return _normalise(pooled)
+
+
+def _batches(order: list[int], lengths: list[int], size: int,
+             waste: float = 0.25) -> Iterator[list[int]]:
+    """Cut ``order`` (sorted by ``lengths``) into batches of at most ``size`` whose padding
+    adds at most ``waste`` to the real token count: short sentences are not padded to long."""
+    start, tokens = 0, 0
+    for k, length in enumerate(lengths):
+        count = k - start
+        if count and (count >= size or length * (count + 1) > (1 + waste) * (tokens + length)):
+            yield order[start:k]
+            start, tokens = k, 0
+        tokens += length
+    if start < len(order):
+        yield order[start:]
+
+
+class LazyEmbedder:
+    """Loads the real embedder on first use: an ingest with nothing new never pays for the model."""
+
+    def __init__(self, name: str, load: Callable[[], Embedder]) -> None:
+        self._name = name
+        self._load = load
+        self._inner: Embedder | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    def _get(self) -> Embedder:
+        if self._inner is None:
+            self._inner = self._load()
+        return self._inner
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> Vectors:
+        return self._get().embed(texts, progress)
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._get().embed_query(text)
 
 
 def minilm_model_path() -> Path:

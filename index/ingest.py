@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from index.clean import clean_article
-from index.embedder import Embedder
+from index.embedder import Embedder, Vectors
 from index.passages import split_article
 from index.readers import ReadResult, read_paths
 from index.store import PassageStore
@@ -66,46 +68,68 @@ def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder:
             report.unchanged += 1  # the same article twice in one run is stored once
         else:
             articles[result.id] = clean_article(result) if options.clean_boilerplate else result
-    work = _plan(list(articles.values()), store, report, options)
+    work, reuse = _plan(list(articles.values()), store, report, options)
     total = sum(len(p) for _, p in work)
     bar = tqdm(total=total, unit="passage", desc=f"embedding ({embedder.name})",
                disable=not progress or total == 0)
     with bar:
         for start in range(0, len(work), _ROUND):
-            _embed_and_store(work[start:start + _ROUND], store, embedder, options,
-                             lambda n: bar.update(n) and None)
+            report.embedded += _embed_and_store(work[start:start + _ROUND], store, embedder,
+                                                options, reuse, lambda n: bar.update(n) and None)
             report.passages += sum(len(p) for _, p in work[start:start + _ROUND])
     return report
 
 
 def _plan(articles: Sequence[Article], store: PassageStore, report: IngestReport,
-          options: SplitOptions) -> list[tuple[Article, list[Passage]]]:
-    """Decide per article: unchanged (skip), replaced or added; split those to be written."""
+          options: SplitOptions) -> tuple[list[tuple[Article, list[Passage]]], dict[str, Vectors]]:
+    """Decide per article: unchanged (skip), replaced or added; split those to be written.
+
+    Also returns the stored vectors of replaced articles by embedding-text hash: an edited
+    article re-embeds only the passages whose text changed.
+    """
     stored = {a.id: a for a in store.articles([a.id for a in articles])}
+    changed = [a for a in articles
+               if a.id not in stored or stored[a.id].hash != a.hash]
+    report.unchanged += len(articles) - len(changed)
+    by_origin = store.articles_from_origins([a.origin for a in changed if a.origin])
     work: list[tuple[Article, list[Passage]]] = []
-    for article in articles:
-        previous = stored.get(article.id)
-        if previous is not None and previous.hash == article.hash:
-            report.unchanged += 1
-            continue
-        stale = [a for a in store.articles_from_origin(article.origin)
-                 if a.id != article.id] if article.origin else []
-        for old in stale:  # the file changed, so its content-derived id changed too
-            store.remove_article(old.id)
-        if previous is not None or stale:
+    reuse: dict[str, Vectors] = {}
+    for article in changed:
+        stale = [a for a in by_origin.get(article.origin, []) if a.id != article.id]
+        old_ids = [a.id for a in stale] + ([article.id] if article.id in stored else [])
+        if old_ids:
+            reuse.update(store.vectors_by_text_hash(old_ids))
             report.replaced += 1
         else:
             report.added += 1
+        for old in stale:  # the file changed, so its content-derived id changed too
+            store.remove_article(old.id)
         work.append((article, split_article(article, options.max_words, options.overlap_words)))
-    return work
+    return work, reuse
 
 
 def _embed_and_store(work: Sequence[tuple[Article, list[Passage]]], store: PassageStore,
-                     embedder: Embedder, options: SplitOptions,
-                     advance: Callable[[int], None]) -> None:
+                     embedder: Embedder, options: SplitOptions, reuse: dict[str, Vectors],
+                     advance: Callable[[int], None]) -> int:
+    """Embed the round's passages not already known, store them; returns how many were embedded."""
     texts = [embedding_text(a, p, options) for a, passages in work for p in passages]
-    vectors = embedder.embed(texts, progress=advance)
+    hashes = [text_hash(t) for t in texts]
+    todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in reuse}  # unique texts
+    if len(todo) < len(texts):
+        advance(len(texts) - len(todo))
+    if todo:
+        fresh = embedder.embed(list(todo.values()), progress=advance)
+        reuse = {**reuse, **dict(zip(todo, fresh, strict=True))}
+    vectors = np.stack([reuse[h] for h in hashes]) if hashes else np.zeros((0, 0), np.float32)
+    batch: list[tuple[Article, list[Passage], Vectors]] = []
     offset = 0
     for article, passages in work:
-        store.write_article(article, passages, vectors[offset:offset + len(passages)])
+        batch.append((article, passages, vectors[offset:offset + len(passages)]))
         offset += len(passages)
+    store.write_articles(batch, hashes)  # one round, a few Chroma calls, not three per article
+    return len(todo)
+
+
+def text_hash(text: str) -> str:
+    """Key of an embedding text: equal texts get equal vectors from the same model."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]

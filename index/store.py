@@ -15,12 +15,15 @@ from __future__ import annotations
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
+
+import numpy as np
 
 from index.embedder import Vectors
 from index.types import Article, Passage
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$")
 _PAGE = 5000
+_WRITE_TOKEN = "write_token"
 
 
 class StoreError(RuntimeError):
@@ -161,10 +165,37 @@ class PassageStore:
                                                    include=["metadatas"]))
         return [_article(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
 
-    def catalog_stamps(self) -> list[tuple[str, str, str]]:
-        """(id, content hash, write time) of every catalog record: changes with every write."""
-        return [(i, str((m or {}).get("hash", "")), str((m or {}).get("ingested_at", "")))
-                for i, m in self._paged(self._catalog, ["metadatas"])]
+    def write_token(self) -> str:
+        """A token every write replaces, kept in the catalog collection's metadata: one small
+        call tells a reader in any process whether the store changed since it last looked."""
+        got = self._call(lambda: self._client.get_collection(self._catalog.name))
+        return str((got.metadata or {}).get(_WRITE_TOKEN, ""))
+
+    def _mark_write(self) -> None:
+        token = f"{time.time_ns()}-{uuid.uuid4().hex[:12]}"  # unique even for racing writers
+        self._call(lambda: self._catalog.modify(metadata={_WRITE_TOKEN: token}))
+
+    def articles_from_origins(self, origins: Sequence[str]) -> dict[str, list[StoredArticle]]:
+        """Catalog records by origin, for many origins in a few calls instead of one each."""
+        found: dict[str, list[StoredArticle]] = {}
+        unique = list(dict.fromkeys(origins))
+        for start in range(0, len(unique), _PAGE):
+            page = unique[start:start + _PAGE]
+            got = self._call(partial(self._catalog.get, where={"origin": {"$in": page}},
+                                     include=["metadatas"]))
+            for i, m in zip(got["ids"], got["metadatas"], strict=True):
+                article = _article(i, m)
+                found.setdefault(article.origin, []).append(article)
+        return found
+
+    def vectors_by_text_hash(self, article_ids: Sequence[str]) -> dict[str, Vectors]:
+        """Stored vectors of these articles' passages, keyed by the hash of the text embedded."""
+        got = self._call(lambda: self._passages.get(
+            where={"article_id": {"$in": list(article_ids)}}, include=["embeddings",
+                                                                       "metadatas"]))
+        return {str(m["embed_hash"]): np.asarray(e, dtype=np.float32)
+                for e, m in zip(got["embeddings"], got["metadatas"], strict=True)
+                if m and m.get("embed_hash")}
 
     def passage_count(self) -> int:
         return int(self._call(self._passages.count))
@@ -177,13 +208,38 @@ class PassageStore:
     def write_article(self, article: Article, passages: Sequence[Passage],
                       vectors: Vectors) -> None:
         """Replace whatever is stored for the article with these passages, then mark it done."""
-        self._call(lambda: self._passages.delete(where={"article_id": article.id}))
-        base = {"article_id": article.id, "title": article.title, "source": article.source,
-                "url": article.url, "published": article.published}
-        day = article.published[:10].replace("-", "")
-        metadatas = [{**base, "number": p.number, "start": p.start, "end": p.end,
-                      "published_day": int(day) if len(day) == 8 and day.isdigit() else 0}
-                     for p in passages]
+        self.write_articles([(article, passages, vectors)])
+
+    def write_articles(self, batch: Sequence[tuple[Article, Sequence[Passage], Vectors]],
+                       text_hashes: Sequence[str] = ()) -> None:
+        """Replace the stored passages of several articles, then mark them all done.
+
+        ``text_hashes`` (one per passage, in order) key each vector by the text embedded, so a
+        later edit of the article can reuse it (:meth:`vectors_by_text_hash`).
+
+        One delete, a few adds and one catalog upsert per batch instead of three calls per
+        article: each Chroma call has a fixed cost (a round trip to a Chroma server), which
+        adds up over thousands of articles.
+        """
+        if not batch:
+            return
+        # The write token changes before and after, so a derived index built while the write
+        # was under way (or before a crash in the middle of it) is seen as stale.
+        self._mark_write()
+        ids = [article.id for article, _, _ in batch]
+        self._call(lambda: self._passages.delete(where={"article_id": {"$in": ids}}))
+        passages = [p for _, article_passages, _ in batch for p in article_passages]
+        vectors = np.concatenate([v for _, _, v in batch])
+        metadatas: list[dict[str, Any]] = []
+        for article, article_passages, _ in batch:
+            base = _base_metadata(article)
+            day = article.published[:10].replace("-", "")
+            metadatas.extend(
+                {**base, "number": p.number, "start": p.start, "end": p.end,
+                 "published_day": int(day) if len(day) == 8 and day.isdigit() else 0}
+                for p in article_passages)
+        for meta, text_hash in zip(metadatas, text_hashes, strict=False):
+            meta["embed_hash"] = text_hash
         step = max(1, int(self._call(self._client.get_max_batch_size)))
         for s in range(0, len(passages), step):
             self._call(partial(self._passages.add,
@@ -191,11 +247,12 @@ class PassageStore:
                                embeddings=vectors[s:s + step],
                                documents=[p.text for p in passages[s:s + step]],
                                metadatas=metadatas[s:s + step]))
-        catalog_meta = {**base, "hash": article.hash, "passages": len(passages),
-                        "origin": article.origin, "authors": article.authors,
-                        "ingested_at": time.time()}
-        self._call(lambda: self._catalog.upsert(ids=[article.id], embeddings=[[1.0]],
-                                                metadatas=[catalog_meta]))
+        now = time.time()
+        catalog = [{**_base_metadata(a), "hash": a.hash, "passages": len(p), "origin": a.origin,
+                    "authors": a.authors, "ingested_at": now} for a, p, _ in batch]
+        self._call(lambda: self._catalog.upsert(ids=ids, embeddings=[[1.0]] * len(ids),
+                                                metadatas=catalog))
+        self._mark_write()
 
     def remove_article(self, article_id: str) -> bool:
         """Delete an article and its passages; False when it was not stored."""
@@ -204,9 +261,11 @@ class PassageStore:
                                                       include=[], limit=1))["ids"]
         if not known and not stray:
             return False
+        self._mark_write()
         # catalog first: never 'done' with passages gone
         self._call(lambda: self._catalog.delete(ids=[article_id]))
         self._call(lambda: self._passages.delete(where={"article_id": article_id}))
+        self._mark_write()
         return True
 
     # -- reads ---------------------------------------------------------------------------
@@ -245,6 +304,12 @@ class PassageStore:
             columns = [got[name] for name in include]
             yield from zip(got["ids"], *columns, strict=True)
             offset += len(got["ids"])
+
+
+def _base_metadata(article: Article) -> dict[str, Any]:
+    """The article fields every passage record carries, so a citation needs no second read."""
+    return {"article_id": article.id, "title": article.title, "source": article.source,
+            "url": article.url, "published": article.published}
 
 
 def _article(article_id: str, meta: dict[str, Any] | None) -> StoredArticle:

@@ -74,6 +74,7 @@ class IngestReport:
     replaced: int = 0
     passages: int = 0
     failures: list[ReadFailure] = field(default_factory=list)
+    embedded: int = 0  # passages sent to the embedder; the rest reused stored vectors
 
     @property
     def failed(self) -> int:

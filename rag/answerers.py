@@ -7,14 +7,15 @@ never decides on its own what counts as supported.
 from __future__ import annotations
 
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from index.embedder import Embedder
+from index.embedder import Embedder, Vectors
 from index.passages import sentence_spans
 from rag.result import RetrievedPassage
 from rag.terms import content_terms, key_terms, stem, strip_markers, words
@@ -65,11 +66,18 @@ class ExtractiveAnswerer:
     name = "extractive"
 
     def __init__(self, embedder: Embedder, max_sentences: int = 2,
-                 min_similarity: float = 0.35, key_coverage: float = 0.5) -> None:
+                 min_similarity: float = 0.35, key_coverage: float = 0.5,
+                 max_embedded: int | None = 8, cache_size: int = 4096) -> None:
         self._embedder = embedder
         self.max_sentences = max_sentences
         self.min_similarity = min_similarity
         self.key_coverage = key_coverage
+        # Embedding sentences is most of an answer's cost (~1 ms of CPU per token here), so
+        # only the best candidates by word overlap are embedded; None embeds them all.
+        self.max_embedded = max_embedded
+        self._vectors: OrderedDict[str, Vectors] = OrderedDict()  # LRU: passages recur
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
                history: Sequence[Turn] = ()) -> Iterator[str]:
@@ -121,10 +129,11 @@ class ExtractiveAnswerer:
         return found
 
     def _score(self, question: str, candidates: list[_Candidate]) -> np.typing.NDArray[np.float64]:
-        """Embedding similarity plus IDF-weighted overlap of the question's words."""
-        q = self._embedder.embed_query(question)
-        vectors = self._embedder.embed([c.text for c in candidates])
-        cosine = vectors @ q
+        """Embedding similarity plus IDF-weighted overlap of the question's words.
+
+        Candidates beyond ``max_embedded`` by overlap and rank get no similarity (-1), so they
+        are never chosen.
+        """
         q_terms = set(content_terms(question))
         bags = [set(content_terms(c.text)) for c in candidates]
         df = Counter(t for bag in bags for t in bag if t in q_terms)
@@ -132,4 +141,27 @@ class ExtractiveAnswerer:
         total = sum(weight.values()) or 1.0
         lexical = np.array([sum(weight[t] for t in q_terms & bag) / total for bag in bags])
         rank_prior = np.array([0.05 / (1 + c.passage) for c in candidates])
-        return np.asarray(0.7 * cosine + 0.3 * lexical + rank_prior, dtype=np.float64)
+        words_score = 0.3 * lexical + rank_prior
+        keep = np.argsort(-words_score, kind="stable")[:self.max_embedded]
+        cosine = np.full(len(candidates), -1.0)
+        q = self._embedder.embed_query(question)
+        cosine[keep] = self._sentence_vectors([candidates[i].text for i in keep]) @ q
+        return np.asarray(0.7 * cosine + words_score, dtype=np.float64)
+
+    def _sentence_vectors(self, texts: list[str]) -> Vectors:
+        """Vectors of sentences, each distinct text embedded once and remembered.
+
+        The server answers from several threads: the lock guards the LRU, not the model call.
+        """
+        with self._lock:
+            known = {t: self._vectors[t] for t in texts if t in self._vectors}
+        todo = [t for t in dict.fromkeys(texts) if t not in known]
+        if todo:
+            known.update(zip(todo, self._embedder.embed(todo), strict=True))
+        with self._lock:
+            for t in dict.fromkeys(texts):
+                self._vectors[t] = known[t]
+                self._vectors.move_to_end(t)
+            while len(self._vectors) > self._cache_size:
+                self._vectors.popitem(last=False)
+        return np.stack([known[t] for t in texts])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from datetime import date
 
 from rag.answerers import Answerer, Turn
 from rag.citations import CitationChecker
@@ -27,9 +28,9 @@ class Assistant:
         self.condenser = condenser or RuleCondenser()
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
-            history: Sequence[Turn] = ()) -> Answer:
+            history: Sequence[Turn] = (), as_of: date | None = None) -> Answer:
         final: Answer | None = None
-        for event in self.ask_stream(question, top_k, filters, history):
+        for event in self.ask_stream(question, top_k, filters, history, as_of):
             if isinstance(event, Answer):
                 final = event
         assert final is not None
@@ -37,13 +38,16 @@ class Assistant:
 
     def ask_stream(self, question: str, top_k: int | None = None,
                    filters: Filters | None = None,
-                   history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
-        """Yield answer text as it is produced, then the checked Answer once."""
+                   history: Sequence[Turn] = (),
+                   as_of: date | None = None) -> Iterator[str | Answer]:
+        """Yield answer text as it is produced, then the checked Answer once. ``as_of``: the
+        day the question is asked about; articles from just before it are favoured."""
         question = question.strip()
         # A follow-up is retrieved and answered as a standalone question, shown in the result.
         condensed = self.condenser.condense(question, history) if history else None
         standalone = condensed or question
-        passages = self.retriever.retrieve(standalone, top_k or self.top_k, filters)
+        passages = self.retriever.retrieve(standalone, top_k or self.top_k, filters,
+                                           as_of)
         if not passages:
             yield Answer(question=question, answer=NOT_COVERED, abstained=True,
                          answerer=self.answerer.name, condensed_question=condensed)

@@ -8,6 +8,7 @@ the smaller side). The best-ranked copy stays; the others' sources are remembere
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from rag.result import RetrievedPassage
 from rag.terms import words
@@ -15,15 +16,17 @@ from rag.terms import words
 _SHINGLE = 5
 
 
-def shingles(text: str) -> set[tuple[str, ...]]:
-    """Overlapping word 5-grams, lower-cased; short texts give one shingle of all words."""
-    tokens = [w.lower() for w in words(text)]
+@lru_cache(maxsize=8192)  # the same passages come back query after query: shingle them once
+def shingles(text: str) -> frozenset[int]:
+    """Hashes of overlapping word 5-grams, lower-cased; a short text is one shingle."""
+    tokens = words(text.lower())
     if len(tokens) <= _SHINGLE:
-        return {tuple(tokens)} if tokens else set()
-    return {tuple(tokens[i:i + _SHINGLE]) for i in range(len(tokens) - _SHINGLE + 1)}
+        return frozenset([hash(tuple(tokens))]) if tokens else frozenset()
+    return frozenset(hash(tuple(tokens[i:i + _SHINGLE]))
+                     for i in range(len(tokens) - _SHINGLE + 1))
 
 
-def overlap(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
+def overlap(a: frozenset[int], b: frozenset[int]) -> float:
     """Shared shingles over the smaller set: a passage quoted whole inside a longer one is 1.0."""
     if not a or not b:
         return 0.0
@@ -39,12 +42,15 @@ def collapse_duplicates(passages: Sequence[RetrievedPassage],
     """
     if threshold > 1:
         return list(passages)
-    kept: list[tuple[RetrievedPassage, set[tuple[str, ...]], list[str]]] = []
+    kept: list[tuple[RetrievedPassage, frozenset[int], list[str]]] = []
+    seen: set[int] = set()  # every kept shingle: most candidates share none, one C call
     for passage in passages:
         grams = shingles(passage.text)
-        twin = next((entry for entry in kept if entry[0].article_id != passage.article_id
-                     and overlap(grams, entry[1]) >= threshold), None)
+        twin = None if seen.isdisjoint(grams) else next(
+            (entry for entry in kept if entry[0].article_id != passage.article_id
+             and overlap(grams, entry[1]) >= threshold), None)
         if twin is None:
+            seen.update(grams)
             kept.append((passage, grams, list(passage.also_reported_by)))
             continue
         for source in [passage.source, *passage.also_reported_by]:
@@ -52,3 +58,4 @@ def collapse_duplicates(passages: Sequence[RetrievedPassage],
                 twin[2].append(source)
     return [p.model_copy(update={"also_reported_by": also}) if also != p.also_reported_by
             else p for p, _, also in kept]
+

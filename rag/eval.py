@@ -13,11 +13,13 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.filters import Filters
 from rag.result import Answer, RetrievedPassage
 
 METRIC_KEYS = ("n_questions", "hits@1", "hits@5", "hits@10", "mrr@10", "ansin@5",
@@ -38,6 +40,7 @@ class EvalQuestion:
     answers: tuple[str, ...] = ()
     gold: tuple[str, ...] = ()
     unanswerable: bool = False
+    as_of: date | None = None  # the row's 'date': the day the question was asked
 
 
 @dataclass
@@ -102,10 +105,19 @@ def load_questions(path: Path) -> list[EvalQuestion]:
                 id=str(row.get("id", n)), question=str(row["question"]),
                 answers=tuple(str(a) for a in row.get("answers") or ()),
                 gold=tuple(str(g) for g in row.get("gold_urls") or ()),
-                unanswerable=bool(row.get("unanswerable", False))))
+                unanswerable=bool(row.get("unanswerable", False)),
+                as_of=parse_day(str(row.get("date") or ""))))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}:{n}: not a question row ({exc})") from exc
     return rows
+
+
+def parse_day(text: str) -> date | None:
+    """'2022/06/16' or '2022-06-16' (a time after it is ignored); None when not a date."""
+    try:
+        return date.fromisoformat(text.strip()[:10].replace("/", "-"))
+    except ValueError:
+        return None
 
 
 def normalise_answer(text: str) -> str:
@@ -159,16 +171,20 @@ def judge(question: EvalQuestion, ranked: Sequence[RetrievedPassage], answer: An
 
 
 def evaluate(questions: Sequence[EvalQuestion],
-             retrieve: Callable[[str, int], list[RetrievedPassage]],
-             ask: Callable[[str], Answer] | None,
-             progress: Callable[[int], None] | None = None) -> EvalReport:
-    """Run every question through ``retrieve`` (timed, 10 passages) and ``ask`` (answered)."""
+             retrieve: Callable[[str, int, Filters | None, date | None],
+                                list[RetrievedPassage]],
+             ask: Callable[[str, date | None], Answer] | None,
+             progress: Callable[[int], None] | None = None,
+             use_dates: bool = True) -> EvalReport:
+    """Run every question through ``retrieve`` (timed, 10 passages) and ``ask`` (answered),
+    as of the row's date when it has one and ``use_dates`` is on."""
     report = EvalReport()
     for question in questions:
+        as_of = question.as_of if use_dates else None
         started = time.perf_counter()
-        ranked = retrieve(question.question, 10)
+        ranked = retrieve(question.question, 10, None, as_of)
         latency = (time.perf_counter() - started) * 1000
-        answer = ask(question.question) if ask else None
+        answer = ask(question.question, as_of) if ask else None
         report.outcomes.append(judge(question, ranked, answer, latency))
         if progress:
             progress(1)

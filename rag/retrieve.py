@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal, Protocol
 
 from index.embedder import Embedder
@@ -20,8 +22,8 @@ class Retriever(Protocol):
 
     name: str
 
-    def retrieve(self, question: str, k: int,
-                 filters: Filters | None = None) -> list[RetrievedPassage]: ...
+    def retrieve(self, question: str, k: int, filters: Filters | None = None,
+                 as_of: date | None = None) -> list[RetrievedPassage]: ...
 
 
 def to_result(passage: StoredPassage, score: float) -> RetrievedPassage:
@@ -40,8 +42,9 @@ class DenseRetriever:
         self._store = store
         self._embedder = embedder
 
-    def retrieve(self, question: str, k: int,
-                 filters: Filters | None = None) -> list[RetrievedPassage]:
+    def retrieve(self, question: str, k: int, filters: Filters | None = None,
+                 as_of: date | None = None) -> list[RetrievedPassage]:
+        """``as_of`` is accepted for the protocol and ignored: pure similarity."""
         vector = self._embedder.embed_query(question)
         where = filters.to_where() if filters else None
         return [to_result(p, s) for p, s in self._store.query(vector, k, where)]
@@ -68,6 +71,7 @@ class FusionOptions:
     article_weight: float = 1.0  # weight of the whole-article BM25 ranking (hybrid, bm25)
     per_article: int = 1  # at most this many passages of one article in the results (0: any)
     dedupe_threshold: float = 0.6
+    recency_weight: float = 1.0  # weight of the closeness-to-as_of ranking (when as_of given)
 
 
 def reciprocal_rank_fusion(rankings: Sequence[tuple[Sequence[str], float]],
@@ -108,8 +112,10 @@ class HybridRetriever:
         self.mode = mode
         self.name: str = mode
 
-    def retrieve(self, question: str, k: int,
-                 filters: Filters | None = None) -> list[RetrievedPassage]:
+    def retrieve(self, question: str, k: int, filters: Filters | None = None,
+                 as_of: date | None = None) -> list[RetrievedPassage]:
+        """The k best passages; with ``as_of``, passages published shortly before that date
+        gain a little (see :func:`recency_ranking`)."""
         o = self.options
         n = max(o.candidates, k)
         found: dict[str, StoredPassage] = {}
@@ -131,6 +137,9 @@ class HybridRetriever:
         missing = [pid for pid, _ in fused if pid not in found]
         if missing:
             found.update((p.id, p) for p in self._store.passages(missing))
+        if as_of is not None and o.recency_weight > 0:
+            fused = with_recency(fused, {pid: found[pid].published for pid, _ in fused
+                                         if pid in found}, as_of, o.recency_weight, o.k)
         ranked = [to_result(found[pid], score) for pid, score in fused if pid in found]
         ranked = collapse_duplicates(ranked, o.dedupe_threshold)
         if o.per_article > 0:
@@ -146,3 +155,47 @@ class HybridRetriever:
         scored = [(pid, score + (o.article_weight / (o.k + rank[a]) if a in rank else 0.0))
                   for pid, score in fused for a in [pid.rsplit("#", 1)[0]]]
         return sorted(scored, key=lambda item: -item[1])
+
+
+def recency_ranking(published: dict[str, str], as_of: date) -> dict[str, float]:
+    """Each candidate's rank by how close its publication is to ``as_of`` (1 is closest).
+
+    News is asked about "as of" a day: the story is usually from the days just before, while
+    same-topic pages are often older. Passages published more than a day after ``as_of``
+    get no rank (demoted); passages with an unknown date get the middle rank (neutral).
+    """
+    gaps: dict[str, int] = {}
+    unknown: list[str] = []
+    for pid, text in published.items():
+        day = _parse_day(text)
+        if day is None:
+            unknown.append(pid)
+        elif (day - as_of).days <= 1:
+            gaps[pid] = abs((as_of - day).days)
+    ordered = sorted(gaps.values())
+    ranks: dict[str, float] = {}
+    for pid, gap in gaps.items():  # equal gaps share a rank (1 + how many are closer)
+        ranks[pid] = 1 + _count_below(ordered, gap)
+    middle = (len(published) + 1) / 2
+    ranks.update((pid, middle) for pid in unknown)
+    return ranks
+
+
+def with_recency(fused: list[tuple[str, float]], published: dict[str, str], as_of: date,
+                 weight: float, k: int) -> list[tuple[str, float]]:
+    """Add the recency ranking to the fused scores as one more reciprocal-rank term."""
+    ranks = recency_ranking(published, as_of)
+    scored = [(pid, score + (weight / (k + ranks[pid]) if pid in ranks else 0.0))
+              for pid, score in fused]
+    return sorted(scored, key=lambda item: -item[1])
+
+
+def _count_below(ordered: list[int], value: int) -> int:
+    return bisect_left(ordered, value)
+
+
+def _parse_day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None

@@ -49,6 +49,14 @@ def test_query_answers_with_citations_of_the_sample_article(live_server: LiveSer
         assert c["text"] and c["end"] > c["start"]
 
 
+def test_query_as_of_a_date_still_answers_from_an_older_article(
+        live_server: LiveServer) -> None:
+    body = {"question": SAMPLE_QUESTION, "as_of": "2024-01-31"}  # the article is from 2016
+    r = httpx.post(f"{live_server.url}/api/query", json=body, timeout=60)
+    assert r.status_code == 200, r.text
+    assert any("barbarism" in c["text"] for c in r.json()["citations"])
+
+
 def test_stream_sends_text_then_one_final_answer_event(live_server: LiveServer) -> None:
     body = {"question": SAMPLE_QUESTION}
     with httpx.stream("POST", f"{live_server.url}/api/query/stream", json=body,
@@ -93,6 +101,7 @@ def test_follow_up_with_history_is_accepted(live_server: LiveServer) -> None:
     ({"question": "Who?", "filters": {"published_from": "last week"}}, "published_from"),
     ({"question": "Who?", "history": [{"role": "system", "content": "x"}]}, "history"),
     ({"question": "Who?", "unknown": 1}, "unknown"),
+    ({"question": "Who?", "as_of": "last week"}, "as_of"),
     ({}, "question"),
 ])
 def test_invalid_queries_are_422_saying_what_is_wrong(live_server: LiveServer,

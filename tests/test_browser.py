@@ -89,6 +89,10 @@ def test_uploaded_hostile_article_is_shown_as_text_never_run(
         page.locator("#rag-add").click()
         expect(page.locator("#rag-upload-outcome")).to_contain_text("1 added", timeout=60_000)
         expect(page.locator("#rag-articles")).to_contain_text("Ferry news")
+        page.get_by_role("tab", name="Chat").click()
+        page.locator("#rag-filter-sources input").click()  # the filter row lists the upload
+        expect(page.get_by_role("option", name="ferry.md")).to_be_visible(timeout=10_000)
+        page.keyboard.press("Escape")
 
         page.get_by_role("tab", name="Chat").click()
         ask(page, "When will the new ferry of Port Elmwood start sailing?")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.scripted_answerer import scripted_components
 from tests.server_fixtures import SAMPLE_QUESTION, settings_for
-from ui.chat import EMPTY_STORE, _respond, answer_markdown, sources_html
+from ui.chat import EMPTY_STORE, _articles, _respond, answer_markdown, chat_filters, sources_html
 from ui.service import ArticleService
 from ui.wiring import build
 
@@ -62,3 +62,39 @@ def test_answers_in_the_chat_are_shown_literally() -> None:
         {"marker": 1, "title": "*Title*"}]})
     assert re.search(r"(?<!\\)[<>\[\]()!*]", shown) is None  # every markup char escaped
     assert "\\<img" in shown and "\\[1\\]" in shown
+
+
+FERRY = ("The harbour master of Port Elmwood said the new ferry to Grey Island will start "
+         "sailing on Monday after two years of delays. Each ferry will carry 300 passengers "
+         "a day.")
+
+
+def _two_sources(tmp_path: Path, embedder) -> ArticleService:
+    service = ArticleService(build(settings_for(tmp_path), embedder=embedder))
+    service.ingest_records([
+        {"id": "a", "title": "Ferry to Grey Island", "text": FERRY, "source": "coast.example",
+         "published": "2022-06-10"},
+        {"id": "b", "title": "Grey Island ferry starts", "text": FERRY + " Tickets are cheap.",
+         "source": "island.example", "published": "2022-07-10"}])
+    return service
+
+
+def test_chat_filter_row_lists_sources_and_restricts_the_answer(tmp_path: Path,
+                                                                embedder) -> None:
+    service = _two_sources(tmp_path, embedder)
+    _, _, source_choices = _articles(service)
+    assert [c[0] for c in source_choices.choices] == ["coast.example", "island.example"]
+    question = "When will the ferry to Grey Island start sailing?"
+    for chosen, low, high, expected in [(["island.example"], "", "", "b"),
+                                        ([], "2022-06-01", "2022-06-30", "a")]:
+        *_, (_, _, state, _) = _respond(service, question, None, (chosen, low, high))
+        cited = state["turns"][-1]["citations"]
+        assert cited and {c["article_id"] for c in cited} == {expected}
+
+
+def test_chat_filter_row_explains_a_malformed_date(tmp_path: Path, embedder) -> None:
+    service = _two_sources(tmp_path, embedder)
+    *_, (messages, _, _, _) = _respond(service, "When does the ferry sail?", None,
+                                       ([], "June 2022", ""))
+    assert "YYYY-MM-DD" in messages[-1]["content"]
+    assert chat_filters(None, " ", "") is None

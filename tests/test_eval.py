@@ -122,3 +122,15 @@ def test_rag_ask_filters_by_source_and_rejects_a_bad_date(
     result = json.loads(capsys.readouterr().out)
     assert {p["article_id"] for p in result["passages"]} == {"a"}
     assert main([*data, "ask", "--since", "June 1", "Harbour?"]) == 2
+
+
+def test_question_rows_carry_their_date_as_the_as_of_day(tmp_path: Path) -> None:
+    from datetime import date
+
+    from rag.eval import load_questions
+
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"id": "a", "question": "Who?", "date": "2022/06/16"}\n'
+                    '{"id": "b", "question": "What?"}\n', encoding="utf-8")
+    first, second = load_questions(path)
+    assert first.as_of == date(2022, 6, 16) and second.as_of is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from rag.retrieve import (
     FusionOptions,
     HybridRetriever,
     lexical_filter,
+    recency_ranking,
     reciprocal_rank_fusion,
 )
 
@@ -198,3 +200,38 @@ def test_sample_article_ingested_from_disk_is_searchable_by_bm25(
     ingest_paths([EXAMPLES], store, embedder, max_bytes=10_000_000, progress=False)
     hits = _hybrid(store, embedder, lexical, "bm25").retrieve("Security Council Aleppo", 3)
     assert hits and all("Aleppo" in p.title for p in hits)
+
+
+def test_recency_ranks_the_days_just_before_as_of_first_and_demotes_later_ones() -> None:
+    published = {"old#0": "2021-01-05", "near#0": "2022-06-14", "next-day#0": "2022-06-17",
+                 "later#0": "2022-07-01", "undated#0": "", "near#1": "2022-06-14"}
+    ranks = recency_ranking(published, date(2022, 6, 16))
+    assert ranks["near#0"] == ranks["near#1"] == 2  # equal gaps share a rank
+    assert ranks["next-day#0"] == 1 and ranks["old#0"] == 4
+    assert "later#0" not in ranks  # published after as_of + 1 day: no recency credit
+    assert ranks["undated#0"] == 3.5  # neutral: the middle of the candidates
+
+
+def test_as_of_picks_the_copy_of_a_story_published_just_before_it(
+        store: PassageStore, embedder: MiniLMEmbedder, lexical: LexicalIndex) -> None:
+    old = _article("old", "Brackenridge closes reservoir", WIRE, "daily.example", "2019-03-01")
+    new = _article("new", "Brackenridge closes reservoir", WIRE, "herald.example",
+                   "2022-06-20")
+    _ingest(store, embedder, [old, new])
+    retriever = _hybrid(store, embedder, lexical)
+    # two equal copies: a heavy recency weight must decide between them either way
+    retriever.options = FusionOptions(dedupe_threshold=1.01, recency_weight=10.0)
+    question = "Why was the reservoir closed?"
+    assert retriever.retrieve(question, 1, as_of=date(2022, 6, 21))[0].article_id == "new"
+    assert retriever.retrieve(question, 1, as_of=date(2019, 3, 2))[0].article_id == "old"
+
+
+def test_a_write_from_another_store_object_makes_the_bm25_index_stale(
+        tmp_path: Path, store: PassageStore, embedder: MiniLMEmbedder,
+        lexical: LexicalIndex) -> None:
+    _ingest(store, embedder, ARTICLES[:1])
+    before = lexical.stamp()
+    writer = PassageStore(open_client(tmp_path, None), "test", embedder.name)
+    _ingest(writer, embedder, ARTICLES[1:2])
+    assert lexical.stamp() != before
+    assert _articles_of(lexical.search("Castellanos chess", 3)) == {"chess"}

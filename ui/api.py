@@ -11,6 +11,7 @@ import json
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +67,9 @@ class QueryRequest(BaseModel):
                                        description="Earlier turns of the conversation, oldest "
                                        "first.")
     filters: Filters | None = None
+    as_of: date | None = Field(None, description="The day the question is asked about "
+                               "(YYYY-MM-DD): articles published shortly before it are "
+                               "favoured, later ones demoted.")
     collection: Collection = None
 
 
@@ -193,7 +197,7 @@ def _query_routes(api: APIRouter, service: ArticleService) -> None:
         """Answer a question; the result contract of the README."""
         question = check_question(service, body.question)
         return await run_in_threadpool(service.ask, question, body.top_k, body.filters,
-                                       _turns(body.history), body.collection)
+                                       _turns(body.history), body.collection, body.as_of)
 
     @api.post("/query/stream", response_class=StreamingResponse, responses={200: {
         "content": {"text/event-stream": {}},
@@ -203,7 +207,7 @@ def _query_routes(api: APIRouter, service: ArticleService) -> None:
         """Server-Sent Events: the answer's text as produced, then the checked answer once."""
         question = check_question(service, body.question)
         events = service.ask_stream(question, body.top_k, body.filters, _turns(body.history),
-                                    body.collection)
+                                    body.collection, body.as_of)
         first = await run_in_threadpool(first_event, events)  # store errors still get a status
         return StreamingResponse(_sse(first, events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})

@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from index.store import StoreError
 from rag.answerers import Turn
+from rag.filters import Filters
 from rag.result import Answer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -154,6 +157,14 @@ def build_chat(service: ArticleService) -> gr.Blocks:
                 with gr.Row():
                     ask = gr.Button("Ask", variant="primary", elem_id="rag-ask")
                     clear = gr.Button("New chat", elem_id="rag-clear")
+                with gr.Row(equal_height=True):
+                    pick_sources = gr.Dropdown(label="Only from sources", choices=[],
+                                               multiselect=True, scale=2,
+                                               elem_id="rag-filter-sources")
+                    since = gr.Textbox(label="Published from", placeholder="YYYY-MM-DD",
+                                       max_length=10, scale=1, elem_id="rag-filter-from")
+                    until = gr.Textbox(label="Published to", placeholder="YYYY-MM-DD",
+                                       max_length=10, scale=1, elem_id="rag-filter-to")
                 gr.Examples([[q] for q in EXAMPLES], inputs=[question],
                             label="Examples (the sample article)")
             with gr.Column(scale=2):
@@ -172,8 +183,9 @@ def build_chat(service: ArticleService) -> gr.Blocks:
                 picked = gr.Dropdown(label="Article", choices=[], elem_id="rag-pick")
                 remove = gr.Button("Remove", variant="stop", elem_id="rag-remove")
 
-        def respond(text: str, state: dict[str, Any] | None) -> Iterator[tuple[Any, ...]]:
-            yield from _respond(service, text, state)
+        def respond(text: str, state: dict[str, Any] | None, chosen: list[str] | None,
+                    low: str | None, high: str | None) -> Iterator[tuple[Any, ...]]:
+            yield from _respond(service, text, state, (chosen, low, high))
 
         def select(state: dict[str, Any] | None, evt: gr.SelectData) -> str:
             index = evt.index[0] if isinstance(evt.index, list) else evt.index
@@ -204,21 +216,38 @@ def build_chat(service: ArticleService) -> gr.Blocks:
 
         chat_out = [chatbot, sources, saved, question]
         for event in (question.submit, ask.click):
-            event(respond, [question, saved], chat_out, concurrency_limit=CHAT_CONCURRENCY)
+            event(respond, [question, saved, pick_sources, since, until], chat_out,
+                  concurrency_limit=CHAT_CONCURRENCY)
         clear.click(lambda: ([], sources_html([]), {"turns": []}, ""), None, chat_out)
         chatbot.select(select, [saved], [sources])
-        add.click(ingest, [files], [outcome, table, picked, status])
-        remove.click(drop, [picked], [outcome, table, picked, status])
+        lists = [table, picked, pick_sources]
+        add.click(ingest, [files], [outcome, *lists, status])
+        remove.click(drop, [picked], [outcome, *lists, status])
         demo.load(lambda s: (chat_messages(s), last_sources(s), *_articles(service),
-                             _status(service)), [saved], [chatbot, sources, table, picked,
-                                                          status])
+                             _status(service)), [saved], [chatbot, sources, *lists, status])
     blocks: gr.Blocks = demo
     return blocks
 
 
-def _respond(service: ArticleService, text: str,
-             state: dict[str, Any] | None) -> Iterator[tuple[Any, ...]]:
-    """Stream one answer: show chunks as they come, then the checked answer and sources."""
+def chat_filters(sources: list[str] | None, published_from: str | None,
+                 published_to: str | None) -> Filters | None:
+    """The filter row as Filters (None when empty); a malformed date is a message to the user."""
+    try:
+        filters = Filters(sources=list(sources or []),
+                          published_from=(published_from or "").strip() or None,
+                          published_to=(published_to or "").strip() or None)
+    except ValidationError:
+        raise _Reply("Dates in the filter row are written YYYY-MM-DD, e.g. 2022-06-30.") from None
+    return None if filters.is_empty() else filters
+
+
+FilterRow = tuple[list[str] | None, str | None, str | None]
+
+
+def _respond(service: ArticleService, text: str, state: dict[str, Any] | None,
+             row: FilterRow = (None, None, None)) -> Iterator[tuple[Any, ...]]:
+    """Stream one answer: show chunks as they come, then the checked answer and sources.
+    ``row`` is the filter row: sources, published from, published to."""
     state = {"turns": list((state or {}).get("turns", []))}
     text = (text or "").strip()[:service.settings.max_question_chars]
     if not text:
@@ -233,7 +262,8 @@ def _respond(service: ArticleService, text: str,
     try:
         if service.passage_count() == 0:
             raise _Reply(EMPTY_STORE)
-        for item in service.ask_stream(text, history=history):
+        filters = chat_filters(*row)
+        for item in service.ask_stream(text, history=history, filters=filters):
             if isinstance(item, Answer):
                 answer = item
             else:
@@ -258,7 +288,8 @@ class _Reply(Exception):
     """A message for the user instead of an answer."""
 
 
-def _articles(service: ArticleService) -> tuple[Any, Any]:
+def _articles(service: ArticleService) -> tuple[Any, Any, Any]:
+    """The articles table, the remove picker, and the sources for the chat's filter row."""
     try:
         found = service.articles()
     except StoreError:
@@ -266,7 +297,8 @@ def _articles(service: ArticleService) -> tuple[Any, Any]:
     rows = [[a.id, a.title, a.source, a.published, a.passages] for a in found]
     table = {"headers": ["id", "title", "source", "published", "passages"], "data": rows}
     choices = [(f"{a.title[:60]} ({a.id})", a.id) for a in found]
-    return table, gr.Dropdown(choices=choices, value=None)
+    sources = sorted({a.source for a in found if a.source})
+    return table, gr.Dropdown(choices=choices, value=None), gr.Dropdown(choices=sources)
 
 
 def _status(service: ArticleService) -> str:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="passages to retrieve (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON result per question")
     _add_filter_options(p)
+    p.add_argument("--as-of", type=_day, default=None, metavar="YYYY-MM-DD",
+                   help="the day the question is asked about: articles published shortly "
+                   "before it are favoured, later ones demoted")
     p.set_defaults(run=cmd_ask)
 
     p = sub.add_parser("list", parents=[common], help="list stored articles",
@@ -125,11 +129,13 @@ def _lock_for_writers(args: argparse.Namespace, settings: Settings) -> AbstractC
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from index.embedder import LazyEmbedder
     from index.ingest import ingest_paths
-    from ui.wiring import build_embedder, build_store, split_options
+    from ui.wiring import build_embedder, build_store, embedder_name, split_options
 
     store = build_store(settings)
-    embedder = build_embedder(settings)
+    # Loaded only if something needs embedding: re-ingesting an unchanged corpus skips the model.
+    embedder = LazyEmbedder(embedder_name(settings), lambda: build_embedder(settings))
     report = ingest_paths(args.paths, store, embedder,
                           max_bytes=int(settings.max_file_mb * 1_000_000),
                           options=split_options(settings),
@@ -150,11 +156,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     for question in args.questions:
         filters = _filters(args)
         if args.json:
-            answer = components.assistant.ask(question, top_k=args.top_k, filters=filters)
+            answer = components.assistant.ask(question, top_k=args.top_k, filters=filters,
+                                              as_of=args.as_of)
             print(answer.model_dump_json(), flush=True)
         else:
-            print_streamed_answer(components.assistant.ask_stream(question, top_k=args.top_k,
-                                                                  filters=filters))
+            print_streamed_answer(components.assistant.ask_stream(
+                question, top_k=args.top_k, filters=filters, as_of=args.as_of))
     return EXIT_OK
 
 
@@ -249,6 +256,16 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
 
 
+def _day(text: str) -> date:
+    """An as-of date for argparse: YYYY-MM-DD (or YYYY/MM/DD)."""
+    from rag.eval import parse_day
+
+    day = parse_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
+    return day
+
+
 def _filters(args: argparse.Namespace) -> Filters | None:
     """The filter options as a Filters model (ValueError names a malformed date)."""
     from pydantic import ValidationError
@@ -278,6 +295,8 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    help="passages given to the answerer (default: RAG_TOP_K)")
     p.add_argument("--retriever", choices=["hybrid", "dense", "bm25"], default=None,
                    help="retrieval to measure (default: RAG_RETRIEVER, hybrid)")
+    p.add_argument("--ignore-dates", action="store_true",
+                   help="ask without each row's 'date' as the as-of day")
     p.add_argument("--no-answers", action="store_true",
                    help="measure retrieval only (skip answering: faster)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
@@ -325,8 +344,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     with tqdm(total=len(questions), unit="question", desc="eval", disable=quiet) as bar:
         result = evaluate(questions, assistant.retriever.retrieve,
                           None if args.no_answers else
-                          (lambda q: assistant.ask(q, top_k=top_k)),
-                          progress=lambda n: bar.update(n) and None)
+                          (lambda q, d: assistant.ask(q, top_k=top_k, as_of=d)),
+                          progress=lambda n: bar.update(n) and None,
+                          use_dates=not args.ignore_dates)
     metrics = result.metrics()
     if args.json:
         print(json.dumps(metrics))

@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -111,15 +112,18 @@ class ArticleService:
     # -- questions -----------------------------------------------------------------------
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
-            history: Sequence[Turn] = (), collection: str | None = None) -> Answer:
-        return self.components(collection).assistant.ask(question, top_k, filters, history)
+            history: Sequence[Turn] = (), collection: str | None = None,
+            as_of: date | None = None) -> Answer:
+        return self.components(collection).assistant.ask(question, top_k, filters, history,
+                                                         as_of)
 
     def ask_stream(self, question: str, top_k: int | None = None,
                    filters: Filters | None = None, history: Sequence[Turn] = (),
-                   collection: str | None = None) -> Iterator[str | Answer]:
+                   collection: str | None = None,
+                   as_of: date | None = None) -> Iterator[str | Answer]:
         """Text chunks as produced, then the checked Answer once."""
         assistant = self.components(collection).assistant
-        return assistant.ask_stream(question, top_k, filters, history)
+        return assistant.ask_stream(question, top_k, filters, history, as_of)
 
     # -- articles ------------------------------------------------------------------------
 

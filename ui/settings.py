@@ -93,6 +93,9 @@ class Settings(BaseSettings):
                                   "of whole articles (0: off).")
     per_article: int = Field(1, ge=0, description="At most this many passages of one "
                              "article among the retrieved passages (0: no limit).")
+    recency_weight: float = Field(1.0, ge=0, description="Weight in fusion of a ranking by "
+                                  "closeness of publication to the question's as-of date, "
+                                  "used only when a question has one (0: off).")
     clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
                                     "pitches, ad and share text) at ingest.")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "

@@ -63,7 +63,8 @@ def build_retriever(settings: Settings, store: PassageStore, embedder: Embedder)
                             bm25_weight=settings.bm25_weight, candidates=settings.candidates,
                             dedupe_threshold=settings.dedupe_threshold,
                             article_weight=settings.article_weight,
-                            per_article=settings.per_article)
+                            per_article=settings.per_article,
+                            recency_weight=settings.recency_weight)
     return HybridRetriever(store, embedder, lexical, options, mode=settings.retriever)
 
 

@@ -1,0 +1,1 @@
+"""Benchmark scripts: run as ``python -m bench.<name>``; each prints Markdown tables."""
