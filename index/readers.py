@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ RECORD_SUFFIXES = {".json", ".jsonl"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | RECORD_SUFFIXES
 
 ReadResult = Article | ReadFailure
+_TOO_DEEP = "invalid JSON: nested too deeply to be an article record"
 
 
 class _Unreadable(Exception):
@@ -31,13 +34,18 @@ def read_paths(paths: Iterable[str | Path], max_bytes: int) -> Iterator[ReadResu
             yield from _read_folder(path, max_bytes)
         elif path.exists():
             yield from read_file(path, max_bytes)
+        elif path.is_symlink():
+            yield ReadFailure(str(path), _broken_link(path))
         else:
             yield ReadFailure(str(path), "no such file or folder")
 
 
 def _read_folder(folder: Path, max_bytes: int) -> Iterator[ReadResult]:
     seen: set[str] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True, onerror=None):
+    errors: list[OSError] = []
+    # os.walk skips folders it cannot list unless told; collect them so none vanish silently.
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=errors.append):
+        yield from _walk_failures(errors)
         real = os.path.realpath(root)
         if real in seen:
             dirs[:] = []
@@ -50,6 +58,25 @@ def _read_folder(folder: Path, max_bytes: int) -> Iterator[ReadResult]:
             if name.startswith(".") or path.suffix.lower() not in SUPPORTED:
                 continue
             yield from read_file(path, max_bytes)
+    yield from _walk_failures(errors)
+
+
+def _walk_failures(errors: list[OSError]) -> Iterator[ReadFailure]:
+    for exc in errors:
+        yield ReadFailure(str(exc.filename or "?"),
+                          f"cannot read folder: {exc.strerror or exc}")
+    errors.clear()
+
+
+def _broken_link(path: Path) -> str:
+    try:
+        target = os.readlink(path)
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself)"
+        return f"broken symbolic link (points to {target}, which does not exist)"
+    return "symbolic link could not be followed"
 
 
 def read_file(path: Path, max_bytes: int) -> Iterator[ReadResult]:
@@ -61,12 +88,21 @@ def read_file(path: Path, max_bytes: int) -> Iterator[ReadResult]:
                           + ", ".join(sorted(SUPPORTED)))
         return
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            # Reading a FIFO or device would block or never end: refuse without opening it.
+            raise _Unreadable(f"not a regular file ({_kind(info.st_mode)}); only plain files "
+                              "are read")
+        size = info.st_size
         if size > max_bytes:
-            yield ReadFailure(where, f"file is {size / 1e6:.1f} MB, over the "
-                              f"{max_bytes / 1e6:.1f} MB limit (raise RAG_MAX_FILE_MB to allow it)")
+            yield ReadFailure(where, f"file is {_mb(size)}, over the {_mb(max_bytes)} limit "
+                              "(raise RAG_MAX_FILE_MB to allow it)")
             return
-        text = decode(path.read_bytes())
+        with path.open("rb") as handle:  # read at most the limit: the file may be growing
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise _Unreadable(f"file grew past the {_mb(max_bytes)} limit while being read")
+        text = decode(data)
         if not text.strip():
             raise _Unreadable("empty file: no text to ingest")
         origin = str(path.resolve())
@@ -80,8 +116,27 @@ def read_file(path: Path, max_bytes: int) -> Iterator[ReadResult]:
             yield from _from_json(text, where)
     except _Unreadable as exc:
         yield ReadFailure(where, str(exc))
+    except FileNotFoundError:
+        yield ReadFailure(where, _broken_link(path) if path.is_symlink() else "file vanished "
+                          "while reading (no such file)")
     except OSError as exc:
-        yield ReadFailure(where, f"cannot read file: {exc.strerror or exc}")
+        if exc.errno == errno.ELOOP:
+            yield ReadFailure(where, _broken_link(path))
+        else:
+            yield ReadFailure(where, f"cannot read file: {exc.strerror or exc}")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.3g} MB"
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a plain file"
 
 
 def decode(data: bytes) -> str:
@@ -139,8 +194,11 @@ def _from_plain_text(text: str, where: str, origin: str) -> Article:
 def _from_html(html: str, where: str, origin: str) -> Article:
     import trafilatura  # heavy: only when HTML is read
 
-    doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
-                                      include_tables=False, favor_precision=True)
+    try:
+        doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
+                                          include_tables=False, favor_precision=True)
+    except Exception as exc:  # a parser crash on one hostile page must not stop the run
+        raise _Unreadable(f"the HTML could not be parsed ({type(exc).__name__})") from exc
     text = getattr(doc, "text", None) if doc is not None else None
     if not text or not text.strip():
         raise _Unreadable("no article text found in the HTML (empty body or only navigation)")
@@ -163,6 +221,8 @@ def _from_json(text: str, where: str) -> Iterator[ReadResult]:
     except json.JSONDecodeError as exc:
         raise _Unreadable(f"invalid JSON at line {exc.lineno} column {exc.colno}: "
                           f"{exc.msg}") from exc
+    except RecursionError as exc:
+        raise _Unreadable(_TOO_DEEP) from exc
     if isinstance(data, dict) and isinstance(data.get("articles"), list):
         data = data["articles"]
     records = data if isinstance(data, list) else [data]
@@ -179,6 +239,9 @@ def _from_jsonl(text: str, where: str) -> Iterator[ReadResult]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             yield ReadFailure(label, f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        except RecursionError:
+            yield ReadFailure(label, _TOO_DEEP)
             continue
         yield record_to_article(record, label)
 

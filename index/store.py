@@ -240,7 +240,7 @@ class PassageStore:
                 for p in article_passages)
         for meta, text_hash in zip(metadatas, text_hashes, strict=False):
             meta["embed_hash"] = text_hash
-        step = max(1, int(self._client.get_max_batch_size()))
+        step = max(1, int(self._call(self._client.get_max_batch_size)))
         for s in range(0, len(passages), step):
             self._call(partial(self._passages.add,
                                ids=[p.id for p in passages[s:s + step]],
@@ -262,7 +262,8 @@ class PassageStore:
         if not known and not stray:
             return False
         self._mark_write()
-        self._catalog.delete(ids=[article_id])  # catalog first: never 'done' with passages gone
+        # catalog first: never 'done' with passages gone
+        self._call(lambda: self._catalog.delete(ids=[article_id]))
         self._call(lambda: self._passages.delete(where={"article_id": article_id}))
         self._mark_write()
         return True

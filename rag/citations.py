@@ -23,6 +23,7 @@ from rag.terms import content_terms, key_terms, stem, strip_markers, words
 _MARKERS = re.compile(r"\[(\d{1,3})\]")
 _LEADING = re.compile(r"^(?:\s*\[\d{1,3}\])+")
 _QUOTE = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
+_TOKEN = re.compile(r"\[\d{1,3}\]|[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class CitationChecker:
     def check(self, question: str, text: str, passages: Sequence[RetrievedPassage],
               answerer: str = "") -> Answer:
         """Turn an answerer's raw text (markers [n] index ``passages`` from 1) into an Answer."""
-        sentences = _parse(text)
+        sentences = _parse(_drop_copied_markers(text, passages))
         removed = 0
         for sentence in sentences:
             candidates = sentence.markers or list(range(1, len(passages) + 1))
@@ -180,6 +181,32 @@ def _assemble(question: str, kept: list[_Sentence], passages: Sequence[Retrieved
     return Answer(question=question, answer=" ".join(parts), abstained=False,
                   citations=citations, passages=list(passages), answerer=answerer,
                   removed_sentences=removed)
+
+
+def _drop_copied_markers(text: str, passages: Sequence[RetrievedPassage]) -> str:
+    """Remove [n] markers the answer copied from article text along with the words before them.
+
+    An article may itself contain "[2]" (a footnote, or planted text); a model quoting it
+    would otherwise make that a citation of passage 2. A marker counts as copied when it and
+    the three or more words before it appear in that order in a retrieved passage.
+    """
+    streams = [" " + " ".join(t.lower() for t in _TOKEN.findall(p.text)) + " "
+               for p in passages if "[" in p.text]
+    if not streams:
+        return text
+    tokens = list(_TOKEN.finditer(text))
+    kept, last = [], 0
+    for i, token in enumerate(tokens):
+        if not token.group().startswith("["):
+            continue
+        window = tokens[max(0, i - 5):i + 1]
+        if sum(not t.group().startswith("[") for t in window) < 3:
+            continue
+        needle = " " + " ".join(t.group().lower() for t in window) + " "
+        if any(needle in stream for stream in streams):
+            kept.append(text[last:token.start()])
+            last = token.end()
+    return "".join(kept) + text[last:]
 
 
 def _parse(text: str) -> list[_Sentence]:

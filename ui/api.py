@@ -29,6 +29,7 @@ from rag.filters import Filters
 from rag.llm import LLMUnavailable
 from rag.result import Answer
 from ui.api_base import (
+    COLLECTION_PATTERN,
     ApiError,
     BodyLimit,
     Collection,
@@ -232,8 +233,11 @@ async def _sse(first: str | Answer | None, rest: Iterator[str | Answer]) -> Asyn
 def _article_routes(api: APIRouter, service: ArticleService) -> None:
     upload_doc: dict[str, Any] = {"requestBody": {"content": {
         "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-            "collection": {"type": "string"}}, "required": ["files"]}},
+            # An upload needs 1..RAG_MAX_UPLOAD_FILES files: say so, so clients can know.
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                      "minItems": 1, "maxItems": service.settings.max_upload_files},
+            "collection": {"type": "string", "pattern": COLLECTION_PATTERN}},
+            "required": ["files"]}},
         "application/json": {"schema": RecordsRequest.model_json_schema()},
     }, "required": True}}
 

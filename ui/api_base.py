@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index.embedder import EmbedderError
+from index.lock import LockTimeout
 from index.store import EmbeddingModelMismatch, StoreError, StoreUnavailable
 from rag.llm import LLMError, LLMUnavailable
 from rag.result import Answer
@@ -93,6 +94,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(409, "embedding_model_mismatch", str(exc))
         return error_response(400, "store_error", str(exc))
 
+    async def lock_timeout(_: Request, exc: Exception) -> Response:
+        return error_response(503, "busy", str(exc), headers={"Retry-After": "30"})
+
     async def embedder_error(_: Request, exc: Exception) -> Response:
         return error_response(503, "embedder_unavailable", str(exc))
 
@@ -113,6 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, store_error)
     app.add_exception_handler(EmbedderError, embedder_error)
     app.add_exception_handler(LLMError, llm_error)
+    app.add_exception_handler(LockTimeout, lock_timeout)
     app.add_exception_handler(Exception, internal_error)
 
 

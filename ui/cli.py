@@ -9,9 +9,10 @@ import os
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rag.filters import Filters
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "recursively), split, embed and store them. Unchanged articles are "
                        "skipped; changed ones replaced. Exit 1 if any file failed.")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    p.set_defaults(run=cmd_ingest)
+    p.set_defaults(run=cmd_ingest, writes=True)
 
     p = sub.add_parser("ask", parents=[common], help="ask questions, get cited answers",
                        description="Answer each question from the stored articles, citing "
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remove", parents=[common], help="delete an article",
                        description="Delete an article and its passages by id (see rag list).")
     p.add_argument("ids", nargs="+", metavar="ID")
-    p.set_defaults(run=cmd_remove)
+    p.set_defaults(run=cmd_remove, writes=True)
     _add_eval_parser(sub, common)
     add_serve_command(sub, common)
     return parser
@@ -88,17 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("httpx", "chromadb", "urllib3", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from index.embedder import EmbedderError
+    from index.lock import LockTimeout
     from index.store import StoreError
     from rag.llm import LLMError
 
     try:
         settings = _settings(args)
         run: Callable[[argparse.Namespace, Settings], int] = args.run
-        return run(args, settings)
+        with _lock_for_writers(args, settings):
+            return run(args, settings)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return EXIT_OK
-    except (StoreError, EmbedderError, LLMError, ValueError, OSError) as exc:
+    except (StoreError, EmbedderError, LLMError, LockTimeout, ValueError, OSError) as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -114,6 +117,15 @@ def _settings(args: argparse.Namespace) -> Settings:
                          data_dir=getattr(args, "data_dir", None),
                          collection=getattr(args, "collection", None),
                          chroma_url=getattr(args, "chroma_url", None))
+
+
+def _lock_for_writers(args: argparse.Namespace, settings: Settings) -> AbstractContextManager[Any]:
+    """Commands that write hold the data folder's lock, so two of them serialise."""
+    if not getattr(args, "writes", False):
+        return nullcontext()
+    from ui.wiring import write_lock
+
+    return write_lock(settings, on_wait=lambda msg: print(f"rag: {msg}", file=sys.stderr))
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from index.ingest import ingest_results
+from index.lock import WriteLock
 from index.readers import ReadResult, read_file, record_to_article
 from index.store import StoredArticle
 from index.types import IngestReport, ReadFailure
@@ -26,7 +27,7 @@ from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
 from ui.settings import Settings
-from ui.wiring import Components, build_collection, split_options
+from ui.wiring import Components, build_collection, split_options, write_lock
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ class ArticleService:
         return sorted(found, key=lambda a: (a.title.lower(), a.id))
 
     def remove(self, article_id: str, collection: str | None = None) -> bool:
-        return self.components(collection).store.remove_article(article_id)
+        with self._write_lock():
+            return self.components(collection).store.remove_article(article_id)
 
     def passage_count(self, collection: str | None = None) -> int:
         return self.components(collection).store.passage_count()
@@ -180,10 +182,15 @@ class ArticleService:
     def _ingest(self, results: list[ReadResult], collection: str | None,
                 progress: bool) -> IngestReport:
         parts = self.components(collection)
-        report = ingest_results(results, parts.store, parts.embedder,
-                                options=split_options(self.settings), progress=progress)
+        with self._write_lock():
+            report = ingest_results(results, parts.store, parts.embedder,
+                                    options=split_options(self.settings), progress=progress)
         log.info("upload to %r: %s", parts.settings.collection, report.summary())
         return report
+
+    def _write_lock(self) -> WriteLock:
+        """The data folder's writer lock: uploads take turns with `rag ingest` and each other."""
+        return write_lock(self.settings, on_wait=lambda msg: log.info("upload: %s", msg))
 
     # -- health --------------------------------------------------------------------------
 

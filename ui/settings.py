@@ -40,6 +40,7 @@ class Settings(BaseSettings):
                                       "(falls back to OPENAI_API_KEY).")
     embed_threads: int = Field(0, ge=0, description="onnxruntime threads for the embedder "
                                "(0: all cores).")
+    log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING).")
     api_key: SecretStr | None = Field(None, description="Bearer token required by the HTTP API "
                                       "(/api, /v1) and as the chat page's password; unset: "
                                       "open.")
@@ -97,6 +98,9 @@ class Settings(BaseSettings):
                                   "used only when a question has one (0: off).")
     clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
                                     "pitches, ad and share text) at ingest.")
+    lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "
+                                "upload) waits for another one using the same data folder "
+                                "before giving up; 0 fails at once.")
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from index.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from index.ingest import SplitOptions
 from index.lexical import LexicalIndex
+from index.lock import WriteLock
 from index.store import PassageStore, open_client
 from rag.answerers import Answerer, ExtractiveAnswerer
 from rag.assistant import Assistant
@@ -43,6 +44,11 @@ def build_store(settings: Settings) -> PassageStore:
     client = open_client(settings.data_dir, settings.chroma_url)
     where = settings.chroma_url or str(settings.data_dir)
     return PassageStore(client, settings.collection, embedder_name(settings), where=where)
+
+
+def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
+    """The lock every writer of the data folder (ingest, remove, uploads) holds while writing."""
+    return WriteLock(settings.data_dir, settings.lock_timeout, on_wait=on_wait)
 
 
 def split_options(settings: Settings) -> SplitOptions:

@@ -1,0 +1,161 @@
+"""Helpers for the robustness tests: real processes, real stores, small data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from index.embedder import MiniLMEmbedder
+from index.store import PassageStore, open_client
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DEV_ARTICLES = Path("/work/shared/eval/realtimeqa-dev/articles.jsonl")
+SAMPLE_DIR = ROOT / "examples" / "articles"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def open_store(data_dir: Path, collection: str = "articles") -> PassageStore:
+    return PassageStore(open_client(data_dir, None), collection, MiniLMEmbedder.name,
+                        where=str(data_dir))
+
+
+def rag_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for the `rag` command: one data folder, nothing inherited from RAG_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update({"RAG_DATA_DIR": str(data_dir), "GRADIO_ANALYTICS_ENABLED": "False",
+                "NO_PROXY": "127.0.0.1,localhost", "RAG_EMBED_THREADS": "1"})
+    env.update(extra)
+    return env
+
+
+def run_rag(*args: str, env: dict[str, str],
+            timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run the installed `rag` console script to completion."""
+    return subprocess.run([str(BIN / "rag"), *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def start_rag(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start the `rag` command; stderr is a pipe so a test can follow its progress."""
+    return subprocess.Popen([str(BIN / "rag"), *args], env=env, cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def dev_records(count: int, shortest: bool = True) -> list[dict[str, object]]:
+    """``count`` dev-corpus articles (the shortest by default, so embedding stays cheap)."""
+    rows = [json.loads(line) for line in DEV_ARTICLES.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    if shortest:
+        rows.sort(key=lambda r: (len(str(r["text"])), str(r["id"])))
+    return rows[:count]
+
+
+def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+class ChromaServer:
+    """A real `chroma run` process on a loopback port; can be killed and started again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / "chroma"), "run", "--path", str(self.path), "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(f"chroma run exited with {self.process.returncode}")
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"chroma run did not answer within {timeout} s")
+
+    def kill(self) -> None:
+        """SIGKILL: the store vanishes mid-request, as in a crash."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Make sure a started process is gone when a test ends, whatever happened."""
+    if process.poll() is None:
+        process.kill()
+    process.communicate(timeout=30)
+
+
+_PROGRESS = re.compile(r"(\d+)/(\d+) \[")
+
+
+class OutputWatcher:
+    """Reads a running process's stderr as it comes (tqdm redraws with '\\r', not lines)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self.process = process
+        self._fd = process.stderr.fileno()
+        self.text = ""
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> bool:
+        """Read until ``predicate(text so far)`` holds (True) or the process ends (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.text):
+                return True
+            ready, _, _ = select.select([self._fd], [], [], 0.05)
+            if ready:
+                chunk = os.read(self._fd, 65536)
+                if not chunk:
+                    return predicate(self.text)
+                self.text += chunk.decode("utf-8", errors="replace")
+        raise TimeoutError(f"no match within {timeout} s; stderr so far: {self.text[-500:]}")
+
+    def embedded(self) -> int:
+        """Passages the progress bar last reported as embedded."""
+        found = _PROGRESS.findall(self.text)
+        return int(found[-1][0]) if found else 0
+
+
+def probe_store(data_dir: Path, collection: str = "articles") -> dict[str, dict[str, int]]:
+    """Catalog passage counts and stored passage counts per article, read by a new process."""
+    done = subprocess.run([sys.executable, "-m", "tests.store_probe", str(data_dir), collection],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    probed: dict[str, dict[str, int]] = json.loads(done.stdout)
+    return probed
