@@ -47,5 +47,5 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
 
     app = create_app(settings)
     log.info("serving on http://%s:%d (chat /, API /api, OpenAI /v1, docs /docs)", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info",
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
                 timeout_graceful_shutdown=5)
