@@ -21,7 +21,8 @@ from index.store import PassageStore, open_client
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-DEV_ARTICLES = Path("/work/shared/eval/realtimeqa-dev/articles.jsonl")
+# The evaluation data sits beside the checkout (../shared), read in place, never copied.
+DEV_ARTICLES = ROOT.parent / "shared" / "eval" / "realtimeqa-dev" / "articles.jsonl"
 SAMPLE_DIR = ROOT / "examples" / "articles"
 
 
