@@ -32,9 +32,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def open_store(data_dir: Path, collection: str = "articles") -> PassageStore:
-    return PassageStore(open_client(data_dir, None), collection, MiniLMEmbedder.name,
-                        where=str(data_dir))
+def open_store(data_dir: Path, collection: str = "articles",
+               model: str = MiniLMEmbedder.name) -> PassageStore:
+    return PassageStore(open_client(data_dir, None), collection, model, where=str(data_dir))
 
 
 def rag_env(data_dir: Path, **extra: str) -> dict[str, str]:
