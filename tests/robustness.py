@@ -11,12 +11,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 
-from index.embedder import MiniLMEmbedder
+from index.embedder import MiniLMEmbedder, Vectors
 from index.store import PassageStore, open_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +24,19 @@ BIN = Path(sys.executable).parent
 # The evaluation data sits beside the checkout (../shared), read in place, never copied.
 DEV_ARTICLES = ROOT.parent / "shared" / "eval" / "realtimeqa-dev" / "articles.jsonl"
 SAMPLE_DIR = ROOT / "examples" / "articles"
+
+
+class RecordingEmbedder(MiniLMEmbedder):
+    """The real model, recording every text it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__(threads=1)
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> Vectors:
+        self.texts.extend(texts)
+        return super().embed(texts, progress)
 
 
 def free_port() -> int:

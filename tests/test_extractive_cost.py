@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
-from index.embedder import MiniLMEmbedder, Vectors
 from index.passages import split_article
 from index.readers import read_file
 from index.types import Article
 from rag.answerers import ExtractiveAnswerer
 from rag.result import RetrievedPassage
+from tests.robustness import RecordingEmbedder as CountingEmbedder
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "articles" / \
     "aleppo-un-russia-2016.txt"
 QUESTION = "What did the US ambassador to the UN say Russia was doing in Syria?"
-
-
-class CountingEmbedder(MiniLMEmbedder):
-    """The real model, recording every text it is asked to embed."""
-
-    def __init__(self) -> None:
-        super().__init__(threads=1)
-        self.texts: list[str] = []
-
-    def embed(self, texts: Sequence[str],
-              progress: Callable[[int], None] | None = None) -> Vectors:
-        self.texts.extend(texts)
-        return super().embed(texts, progress)
 
 
 @pytest.fixture(scope="module")

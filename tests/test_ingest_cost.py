@@ -4,31 +4,18 @@ edited article re-embeds only the passages whose text changed."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from index.embedder import MINILM_NAME, Embedder, LazyEmbedder, MiniLMEmbedder, Vectors
+from index.embedder import MINILM_NAME, Embedder, LazyEmbedder, Vectors
 from index.ingest import SplitOptions, ingest_paths, ingest_results
 from index.store import PassageStore, open_client
 from index.types import Article
+from tests.robustness import RecordingEmbedder as CountingEmbedder
 
 SMALL = SplitOptions(max_words=25, overlap_words=0)  # several short passages per article
-
-
-class CountingEmbedder(MiniLMEmbedder):
-    """The real model, recording every text it is asked to embed."""
-
-    def __init__(self) -> None:
-        super().__init__(threads=1)
-        self.texts: list[str] = []
-
-    def embed(self, texts: Sequence[str],
-              progress: Callable[[int], None] | None = None) -> Vectors:
-        self.texts.extend(texts)
-        return super().embed(texts, progress)
 
 
 @pytest.fixture(scope="module")
