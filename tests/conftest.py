@@ -10,7 +10,7 @@ import pytest
 from index.embedder import MiniLMEmbedder
 from index.ingest import ingest_paths
 from index.store import PassageStore
-from tests.robustness import (
+from tests.helpers import (
     BIN,
     ROOT,
     SAMPLE_DIR,
@@ -21,7 +21,7 @@ from tests.robustness import (
     run_rag,
 )
 
-# Shared helpers live in tests/robustness.py; re-exported for the modules that import them here.
+# Shared helpers live in tests/helpers.py; re-exported for the modules that import them here.
 __all__ = ["BIN", "ROOT", "SAMPLE_DIR", "ChromaServer", "free_port", "open_store", "rag_env",
            "run_rag"]
 

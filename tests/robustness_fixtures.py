@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from index.embedder import MiniLMEmbedder
-from tests.robustness import ChromaServer
+from tests.helpers import ChromaServer
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 
 from index.readers import read_paths
 from index.types import Article, ReadFailure
-from tests.robustness import ROOT, open_store, rag_env, run_rag
+from tests.helpers import ROOT, open_store, rag_env, run_rag
 
 MB = 1_000_000
 GOOD_TEXT = ("Harbour Lights\n\nThe harbour authority of Port Ellen opened a new lighthouse on "

@@ -16,7 +16,7 @@ from index.passages import split_article
 from index.readers import read_paths
 from index.store import PassageStore, open_client
 from index.types import Article
-from tests.robustness import (
+from tests.helpers import (
     OutputWatcher,
     dev_records,
     open_store,

@@ -11,7 +11,7 @@ from index.readers import read_file
 from index.types import Article
 from rag.answerers import ExtractiveAnswerer
 from rag.result import RetrievedPassage
-from tests.robustness import RecordingEmbedder as CountingEmbedder
+from tests.helpers import RecordingEmbedder as CountingEmbedder
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "articles" / \
     "aleppo-un-russia-2016.txt"

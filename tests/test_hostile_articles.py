@@ -15,7 +15,7 @@ from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.result import Answer, RetrievedPassage
 from rag.retrieve import DenseRetriever
-from tests.robustness import SAMPLE_DIR, open_store
+from tests.helpers import SAMPLE_DIR, open_store
 
 pytest_plugins = ["tests.robustness_fixtures"]
 

@@ -13,7 +13,7 @@ from index.embedder import MINILM_NAME, Embedder, LazyEmbedder, Vectors
 from index.ingest import SplitOptions, ingest_paths, ingest_results
 from index.store import PassageStore, open_client
 from index.types import Article
-from tests.robustness import RecordingEmbedder as CountingEmbedder
+from tests.helpers import RecordingEmbedder as CountingEmbedder
 
 SMALL = SplitOptions(max_words=25, overlap_words=0)  # several short passages per article
 

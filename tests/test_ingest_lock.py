@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from index.lock import LockTimeout, WriteLock
-from tests.robustness import (
+from tests.helpers import (
     SAMPLE_DIR,
     dev_records,
     probe_store,

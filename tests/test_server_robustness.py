@@ -18,7 +18,7 @@ import pytest
 
 from index.embedder import MiniLMEmbedder
 from index.ingest import ingest_paths
-from tests.robustness import ChromaServer, dev_records, free_port
+from tests.helpers import ChromaServer, dev_records, free_port
 from tests.server_fixtures import (
     ROOT,
     SAMPLE_ARTICLES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.robustness import (
+from tests.helpers import (
     SAMPLE_DIR,
     ChromaServer,
     OutputWatcher,

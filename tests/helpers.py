@@ -1,4 +1,4 @@
-"""Helpers for the robustness tests: real processes, real stores, small data."""
+"""Shared test helpers: real processes, real stores, small data."""
 
 from __future__ import annotations
 
