@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.browser_helpers import ask, launch_chromium, wait_until_ready
 from tests.server_fixtures import SAMPLE_QUESTION, LiveServer, serve_components, settings_for
 
 pytestmark = pytest.mark.browser
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 HOSTILE = """<script>window.__pwned = 1</script>Ferry news from Port Elmwood
 
 The harbour master of Port Elmwood said the new ferry to Grey Island will start \
@@ -27,13 +25,7 @@ and tickets go on sale [here](javascript:window.__pwned=1) next week.
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is not installed (make browser)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, headless=True,
-                                              args=ARGS)
-        yield launched
-        launched.close()
+    yield from launch_chromium()
 
 
 def open_chat(browser: Browser, server: LiveServer) -> tuple[Page, list[str]]:
@@ -43,14 +35,8 @@ def open_chat(browser: Browser, server: LiveServer) -> tuple[Page, list[str]]:
     page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:"))
             else outside.append(r.url))
     page.goto(server.url + "/")
-    expect(page.locator("#rag-question textarea")).to_be_visible(timeout=60_000)
+    wait_until_ready(page)
     return page, outside
-
-
-def ask(page: Page, question: str) -> None:
-    box = page.locator("#rag-question textarea")
-    box.fill(question)
-    box.press("Enter")
 
 
 def test_answer_shows_cited_passage_and_survives_a_reload(browser: Browser,

@@ -4,21 +4,19 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from index.embedder import MiniLMEmbedder
+from tests.browser_helpers import ask, launch_chromium, wait_until_ready
 from tests.server_fixtures import serve_components, settings_for
 from tests.test_hostile_articles import HOSTILE, QUESTION
 
 pytestmark = pytest.mark.browser
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 # The planted text also tries to run script through the page's own globals.
 SCRIPTED = HOSTILE.replace('document.title = "owned"', "window.__pwned = 1").replace(
     'onerror="alert(1)"', 'onerror="window.__pwned = 1"')
@@ -27,12 +25,7 @@ SCRIPTED = HOSTILE.replace('document.title = "owned"', "window.__pwned = 1").rep
 @pytest.fixture(scope="module")
 def chromium_browser() -> Iterator[Browser]:
     """Debian's chromium, never a downloaded one."""
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is not installed (make browser)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=ARGS)
-        yield browser
-        browser.close()
+    yield from launch_chromium()
 
 
 def test_hostile_article_renders_no_html_runs_no_script_and_fakes_no_citation(
@@ -44,7 +37,7 @@ def test_hostile_article_renders_no_html_runs_no_script_and_fakes_no_citation(
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     try:
         page.goto(server.url + "/")
-        expect(page.locator("#rag-question textarea")).to_be_visible(timeout=60_000)
+        wait_until_ready(page)
         article = tmp_path / "harbour.txt"
         article.write_text(SCRIPTED, encoding="utf-8")
         page.get_by_role("tab", name="Articles").click()
@@ -53,9 +46,7 @@ def test_hostile_article_renders_no_html_runs_no_script_and_fakes_no_citation(
         expect(page.locator("#rag-upload-outcome")).to_contain_text("1 added", timeout=90_000)
 
         page.get_by_role("tab", name="Chat").click()
-        box = page.locator("#rag-question textarea")
-        box.fill(QUESTION)
-        box.press("Enter")
+        ask(page, QUESTION)
         chat = page.locator("#rag-chatbot")
         expect(chat).to_contain_text("breakwater", timeout=90_000)
         expect(page.locator("#rag-sources .rag-source").first).to_be_visible()
