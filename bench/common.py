@@ -6,11 +6,12 @@ import json
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from index.embedder import MiniLMEmbedder, Vectors
 from index.readers import record_to_article
 from index.types import Article
 
@@ -85,3 +86,14 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+class CountingEmbedder(MiniLMEmbedder):
+    """The real model, counting the texts it is asked to embed."""
+
+    texts = 0
+
+    def embed(self, texts: Sequence[str],
+              progress: Callable[[int], None] | None = None) -> Vectors:
+        self.texts += len(texts)
+        return super().embed(texts, progress)

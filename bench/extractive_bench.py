@@ -13,26 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.common import QUESTIONS, table
+from bench.common import QUESTIONS, CountingEmbedder, table
 from bench.query_bench import OUT
-from index.embedder import MINILM_NAME, MiniLMEmbedder, Vectors
+from index.embedder import MINILM_NAME
 from index.store import PassageStore, open_client
 from rag.answerers import ExtractiveAnswerer
 from rag.retrieve import DenseRetriever
-
-
-class CountingEmbedder(MiniLMEmbedder):
-    """The real model, counting the texts it embeds."""
-
-    texts = 0
-
-    def embed(self, texts: Sequence[str],
-              progress: Callable[[int], None] | None = None) -> Vectors:
-        self.texts += len(texts)
-        return super().embed(texts, progress)
 
 
 def main() -> None:

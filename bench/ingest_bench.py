@@ -13,28 +13,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tempfile
-from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.common import load_articles, measure, table, timer
-from index.embedder import LazyEmbedder, MiniLMEmbedder, Vectors, as_llama_index
+from bench.common import CountingEmbedder, load_articles, measure, table, timer
+from index.embedder import LazyEmbedder, as_llama_index
 from index.ingest import SplitOptions, embedding_text, ingest_results
 from index.passages import split_article
 from index.store import PassageStore, open_client
 from index.types import Article
-
-
-class CountingEmbedder(MiniLMEmbedder):
-    """The real model, counting the texts it is asked to embed."""
-
-    texts = 0
-
-    def embed(self, texts: Sequence[str],
-              progress: Callable[[int], None] | None = None) -> Vectors:
-        self.texts += len(texts)
-        return super().embed(texts, progress)
 
 
 def new_store(root: Path, name: str, model: str) -> PassageStore:
