@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from index.embedder import Embedder, Vectors
 from index.passages import split_article
 from index.readers import ReadResult, read_paths
 from index.store import PassageStore
-from index.types import Article, IngestReport, Passage, ReadFailure
+from index.types import Article, IngestReport, Passage, ReadFailure, content_hash
 
 log = logging.getLogger(__name__)
 
@@ -45,45 +45,113 @@ def embedding_text(article: Article, passage: Passage, options: SplitOptions) ->
 
 def ingest_paths(paths: Iterable[str | Path], store: PassageStore, embedder: Embedder, *,
                  max_bytes: int, options: SplitOptions | None = None,
-                 progress: bool = True) -> IngestReport:
+                 progress: bool = True, prune: bool = False) -> IngestReport:
     """Ingest every article found under ``paths``; failures are reported, never raised."""
     return ingest_results(read_paths(paths, max_bytes), store, embedder, options=options,
-                          progress=progress)
+                          progress=progress, prune=prune)
 
 
 def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder: Embedder, *,
                    options: SplitOptions | None = None, progress: bool = True,
-                   on_failure: Callable[[ReadFailure], None] | None = None) -> IngestReport:
-    """Ingest already-read articles (the API's uploads come this way too)."""
+                   on_failure: Callable[[ReadFailure], None] | None = None,
+                   on_progress: Callable[[int, int], None] | None = None,
+                   prune: bool = False) -> IngestReport:
+    """Ingest already-read articles (the API's uploads come this way too).
+
+    Stored articles of a record file that the file no longer holds are reported in
+    ``report.missing``, and removed only with ``prune`` (never for a file with failures).
+    ``on_progress(done, total)`` follows the passages as they are embedded.
+    """
     options = options or SplitOptions()
     report = IngestReport()
-    articles: dict[str, Article] = {}
+    batch = _Batch()
     for result in results:
-        if isinstance(result, ReadFailure):
-            report.failures.append(result)
-            log.warning("skipped %s", result)
+        failure = batch.add(result)
+        if failure is not None:
+            report.failures.append(failure)
+            if failure is not result:
+                report.duplicates.append(failure)
+            log.warning("skipped %s", failure)
             if on_failure:
-                on_failure(result)
-        elif result.id in articles:
-            report.unchanged += 1  # the same article twice in one run is stored once
-        else:
-            articles[result.id] = clean_article(result) if options.clean_boilerplate else result
-    work, reuse = _plan(list(articles.values()), store, report, options)
+                on_failure(failure)
+    articles = [clean_article(a) if options.clean_boilerplate else a
+                for a in batch.articles.values()]
+    work, reuse = _plan(articles, store, report, options)
+    _missing_records(batch, store, report, prune)
     total = sum(len(p) for _, p in work)
     bar = tqdm(total=total, unit="passage", desc=f"embedding ({embedder.name})",
                disable=not progress or total == 0)
+
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        bar.update(n)
+        if on_progress is not None:
+            on_progress(done, total)
+
     with bar:
         for start in range(0, len(work), _ROUND):
             report.embedded += _embed_and_store(work[start:start + _ROUND], store, embedder,
-                                                options, reuse, lambda n: bar.update(n) and None)
+                                                options, reuse, advance)
             report.passages += sum(len(p) for _, p in work[start:start + _ROUND])
     return report
+
+
+@dataclass
+class _Batch:
+    """The articles of one run by id, and which record files were read (and whole)."""
+
+    articles: dict[str, Article] = field(default_factory=dict)
+    records: dict[str, set[str]] = field(default_factory=dict)  # record file -> ids read
+    failed: set[str] = field(default_factory=set)  # files with a failure: never pruned
+
+    def add(self, result: ReadResult) -> ReadFailure | None:
+        """Take one read result; a failure (or a second article with the same id) is
+        returned for the report."""
+        if isinstance(result, ReadFailure):
+            self.failed.add(result.origin)
+            return result
+        first = self.articles.get(result.id)
+        if first is not None:
+            self.failed.add(result.origin)
+            what = "text" if result.id == content_hash(result.text) else f"id {result.id!r}"
+            return ReadFailure(result.where or result.origin, f"same {what} as "
+                               f"{first.where or first.origin}: skipped (each article once; "
+                               "give records distinct ids)", result.origin)
+        self.articles[result.id] = result
+        if result.origin and not result.whole_file:
+            self.records.setdefault(result.origin, set()).add(result.id)
+        return None
+
+
+def _missing_records(batch: _Batch, store: PassageStore, report: IngestReport,
+                     prune: bool) -> None:
+    """Stored articles of the record files read that those files no longer hold."""
+    if not batch.records:
+        return
+    stored = store.articles_from_origins(list(batch.records))
+    for origin, ids in batch.records.items():
+        gone = sorted(a.id for a in stored.get(origin, []) if a.id not in ids)
+        if not gone:
+            continue
+        if prune and origin not in batch.failed:
+            for article_id in gone:
+                store.remove_article(article_id)
+            report.pruned += len(gone)
+            log.info("pruned %d article(s) no longer in %s", len(gone), origin)
+        else:
+            report.missing[origin] = gone
 
 
 def _plan(articles: Sequence[Article], store: PassageStore, report: IngestReport,
           options: SplitOptions) -> tuple[list[tuple[Article, list[Passage]]], dict[str, Vectors]]:
     """Decide per article: unchanged (skip), replaced or added; split those to be written.
 
+    An article replaces what is stored under its id; a whole-file article (.txt, .md,
+    .html) also replaces what its file gave before, since an edit changes its
+    content-derived id. Records never replace a sibling from the same file.
     Also returns the stored vectors of replaced articles by embedding-text hash: an edited
     article re-embeds only the passages whose text changed.
     """
@@ -91,7 +159,8 @@ def _plan(articles: Sequence[Article], store: PassageStore, report: IngestReport
     changed = [a for a in articles
                if a.id not in stored or stored[a.id].hash != a.hash]
     report.unchanged += len(articles) - len(changed)
-    by_origin = store.articles_from_origins([a.origin for a in changed if a.origin])
+    by_origin = store.articles_from_origins([a.origin for a in changed
+                                             if a.origin and a.whole_file])
     work: list[tuple[Article, list[Passage]]] = []
     reuse: dict[str, Vectors] = {}
     for article in changed:

@@ -124,9 +124,25 @@ class LexicalIndex:
     def rank(self, question: str, passages: int, articles: int,
              where: LexicalFilter | None = None
              ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """Both rankings from one freshness check: the best passages and the best articles."""
-        built = self._current()
+        """Both rankings from one freshness check: the best passages and the best articles.
+
+        An index that fails while scoring (its files were damaged after loading) is rebuilt
+        from the store once, and the question scored again.
+        """
         tokens = tokenize([question])[0]
+        built = self._current()
+        try:
+            return self._rank(built, tokens, passages, articles, where)
+        except Exception as exc:
+            log.warning("bm25: the index in %s failed (%s); rebuilding it", self.folder, exc)
+            with self._lock:
+                self._built = self._rebuild(self.stamp())
+            return self._rank(self._built, tokens, passages, articles, where)
+
+    @staticmethod
+    def _rank(built: _Built, tokens: list[str], passages: int, articles: int,
+              where: LexicalFilter | None
+              ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         if not built.ids or not tokens:
             return [], []
         best: list[tuple[str, float]] = []
@@ -151,6 +167,8 @@ class LexicalIndex:
             return loaded
 
     def _load(self) -> _Built | None:
+        """The saved index, or None when it is missing or damaged in any way (a truncated
+        file, a trimmed id list, arrays that do not fit together): then it is rebuilt."""
         import bm25s
 
         try:
@@ -159,9 +177,15 @@ class LexicalIndex:
             if meta["ids"]:
                 model = bm25s.BM25.load(str(self.folder / "passages"))
                 articles = bm25s.BM25.load(str(self.folder / "articles"))
-        except (OSError, ValueError, KeyError):
+            built = _Built(model, articles, meta)
+            if not _consistent(built):
+                raise ValueError("the saved index does not fit together")
+        except Exception as exc:
+            if (self.folder / _META).exists():
+                log.warning("bm25: the saved index in %s is damaged (%s); rebuilding it",
+                            self.folder, exc)
             return None
-        return _Built(model, articles, meta)
+        return built
 
     def _rebuild(self, stamp: str) -> _Built:
         """Index every stored passage (title + text, as embedded) and save it atomically."""
@@ -189,14 +213,53 @@ class LexicalIndex:
                            show_progress=False)
             articles.save(str(tmp / "articles"), show_progress=False)
         (tmp / _META).write_text(json.dumps(meta), encoding="utf-8")
+        _sync_tree(tmp)  # on disk before the swap: a crash never leaves a torn index
         old = self.folder.with_name(f".old-{self.folder.name}-{os.getpid()}")
         if self.folder.exists():  # swap whole folders so a reader never sees a mix
             os.replace(self.folder, old)
         os.replace(tmp, self.folder)
+        _sync(self.folder.parent)
         shutil.rmtree(old, ignore_errors=True)
         self.rebuilds += 1
         log.info("bm25: indexed %d passages in %s", len(passages), self.folder)
         return _Built(model, articles, meta)
+
+
+def _consistent(built: _Built) -> bool:
+    """Do the loaded parts describe the same passages and articles?"""
+    n = len(built.ids)
+    if not (len(built.article_ids) == len(built.sources) == len(built.days) == n):
+        return False
+    if n == 0:
+        return built.model is None
+    return _sound(built.model, n) and _sound(built.article_model, len(built.articles))
+
+
+def _sound(model: Any, docs: int) -> bool:
+    """A bm25s model whose sparse score matrix is whole and covers ``docs`` documents."""
+    scores = model.scores
+    data, indices, indptr = scores["data"], scores["indices"], scores["indptr"]
+    return bool(int(scores["num_docs"]) == docs and len(data) == len(indices) > 0
+                and len(indptr) in (len(model.vocab_dict), len(model.vocab_dict) + 1)
+                and int(indptr[-1]) == len(data) and int(indices.max()) < docs
+                and int(indices.min()) >= 0 and np.all(np.diff(indptr) >= 0))
+
+
+def _sync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        _sync(path)
+
+
+def _sync(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _top(scores: npt.NDArray[Any], mask: npt.NDArray[np.float32] | None, ids: Sequence[str],

@@ -57,18 +57,27 @@ def _trimmed(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
         yield start, end
 
 
+# Characters a passage may hold per word allowed: a "word" of 5 MB (no spaces) must not
+# become one passage that every matching question gets back.
+CHARS_PER_WORD = 12
+
+
 def split_article(article: Article, max_words: int = 200, overlap_words: int = 40) -> list[Passage]:
-    """Pack whole sentences into passages of at most ``max_words``, repeating up to
-    ``overlap_words`` of trailing sentences at the start of the next passage."""
+    """Pack whole sentences into passages of at most ``max_words`` (and ``CHARS_PER_WORD`` x
+    that in characters), repeating up to ``overlap_words`` of trailing sentences at the
+    start of the next passage."""
     text = article.text
-    sentences = [s for span in sentence_spans(text) for s in _cap(text, span, max_words)]
+    max_chars = max_words * CHARS_PER_WORD
+    sentences = [s for span in sentence_spans(text) for s in _cap(text, span, max_words)
+                 for s in _cut(text, s, max_chars)]
     passages: list[Passage] = []
     i = 0
     while i < len(sentences):
         j, words = i, 0
         while j < len(sentences):
             n = _words(text, sentences[j])
-            if words and words + n > max_words:
+            too_long = sentences[j][1] - sentences[i][0] > max_chars
+            if words and (words + n > max_words or too_long):
                 break
             words += n
             j += 1
@@ -98,3 +107,15 @@ def _cap(text: str, span: tuple[int, int], max_words: int) -> Iterator[tuple[int
     for k in range(0, len(starts), max_words):
         piece_end = starts[k + max_words] if k + max_words < len(starts) else span[1]
         yield from _trimmed(text, starts[k], piece_end)
+
+
+def _cut(text: str, span: tuple[int, int], max_chars: int) -> Iterator[tuple[int, int]]:
+    """Cut a span longer than ``max_chars`` into pieces of at most that many characters,
+    at a space where there is one."""
+    start, end = span
+    while end - start > max_chars:
+        cut = text.rfind(" ", start + max_chars // 2, start + max_chars)
+        cut = cut if cut > start else start + max_chars
+        yield from _trimmed(text, start, cut)
+        start = cut
+    yield from _trimmed(text, start, end)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -13,12 +14,15 @@ from typing import Any
 
 from index.types import Article, ReadFailure, content_hash
 
+log = logging.getLogger(__name__)
+
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 RECORD_SUFFIXES = {".json", ".jsonl"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | RECORD_SUFFIXES
 
 ReadResult = Article | ReadFailure
+MISSING = "file vanished while reading (no such file)"
 _TOO_DEEP = "invalid JSON: nested too deeply to be an article record"
 
 
@@ -79,9 +83,15 @@ def _broken_link(path: Path) -> str:
     return "symbolic link could not be followed"
 
 
-def read_file(path: Path, max_bytes: int) -> Iterator[ReadResult]:
-    """Read one file; a record file may yield many articles and per-record failures."""
-    where = str(path)
+def read_file(path: Path, max_bytes: int, origin: str | None = None,
+              where: str | None = None) -> Iterator[ReadResult]:
+    """Read one file; a record file may yield many articles and per-record failures.
+
+    ``origin`` names the file for replacing and pruning (default: its real path); ``where``
+    names it in messages (default: the path as given).
+    """
+    where = where or str(path)
+    origin = origin or os.path.realpath(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         yield ReadFailure(where, f"unsupported file type {suffix or '(none)'}; use one of "
@@ -105,25 +115,29 @@ def read_file(path: Path, max_bytes: int) -> Iterator[ReadResult]:
         text = decode(data)
         if not text.strip():
             raise _Unreadable("empty file: no text to ingest")
-        origin = str(path.resolve())
         if suffix in TEXT_SUFFIXES:
             yield _from_plain_text(text, where, origin)
         elif suffix in HTML_SUFFIXES:
             yield _from_html(text, where, origin)
         elif suffix == ".jsonl":
-            yield from _from_jsonl(text, where)
+            yield from _from_jsonl(text, where, origin)
         else:
-            yield from _from_json(text, where)
+            yield from _from_json(text, where, origin)
     except _Unreadable as exc:
-        yield ReadFailure(where, str(exc))
+        yield ReadFailure(where, str(exc), origin)
     except FileNotFoundError:
-        yield ReadFailure(where, _broken_link(path) if path.is_symlink() else "file vanished "
-                          "while reading (no such file)")
+        yield ReadFailure(where, _broken_link(path) if path.is_symlink() else MISSING, origin)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            yield ReadFailure(where, _broken_link(path))
+            yield ReadFailure(where, _broken_link(path), origin)
         else:
-            yield ReadFailure(where, f"cannot read file: {exc.strerror or exc}")
+            yield ReadFailure(where, f"cannot read file: {exc.strerror or exc}", origin)
+    except ImportError as exc:  # a reader's library is missing or broken: this file fails
+        yield ReadFailure(where, f"the {suffix} reader cannot be loaded ({exc}); reinstall "
+                          "rag-articles with its dependencies (pip install -e .)", origin)
+    except Exception as exc:  # whatever a reader hits, only this file fails, never the run
+        log.warning("reader failed on %s", where, exc_info=True)
+        yield ReadFailure(where, f"could not be read ({type(exc).__name__}: {exc})", origin)
 
 
 def _mb(size: int) -> str:
@@ -188,7 +202,8 @@ def _first_line(text: str) -> str:
 
 def _from_plain_text(text: str, where: str, origin: str) -> Article:
     return Article(id=content_hash(text), title=_first_line(text), text=text, source=where,
-                   url="", published="", authors="", origin=origin)
+                   url="", published="", authors="", origin=origin, whole_file=True,
+                   where=where)
 
 
 def _from_html(html: str, where: str, origin: str) -> Article:
@@ -212,10 +227,12 @@ def _from_html(html: str, where: str, origin: str) -> Article:
         published=iso_date(getattr(doc, "date", None)),
         authors=getattr(doc, "author", None) or "",
         origin=origin,
+        whole_file=True,
+        where=where,
     )
 
 
-def _from_json(text: str, where: str) -> Iterator[ReadResult]:
+def _from_json(text: str, where: str, origin: str) -> Iterator[ReadResult]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -227,10 +244,10 @@ def _from_json(text: str, where: str) -> Iterator[ReadResult]:
         data = data["articles"]
     records = data if isinstance(data, list) else [data]
     for i, record in enumerate(records):
-        yield record_to_article(record, f"{where} record {i + 1}")
+        yield record_to_article(record, f"{where} record {i + 1}", origin)
 
 
-def _from_jsonl(text: str, where: str) -> Iterator[ReadResult]:
+def _from_jsonl(text: str, where: str, origin: str) -> Iterator[ReadResult]:
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -238,26 +255,26 @@ def _from_jsonl(text: str, where: str) -> Iterator[ReadResult]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield ReadFailure(label, f"invalid JSON: {exc.msg} at column {exc.colno}")
+            yield ReadFailure(label, f"invalid JSON: {exc.msg} at column {exc.colno}", origin)
             continue
         except RecursionError:
-            yield ReadFailure(label, _TOO_DEEP)
+            yield ReadFailure(label, _TOO_DEEP, origin)
             continue
-        yield record_to_article(record, label)
+        yield record_to_article(record, label, origin)
 
 
-def record_to_article(record: Any, where: str) -> ReadResult:
+def record_to_article(record: Any, where: str, origin: str = "") -> ReadResult:
     """A JSON record (``text`` or ``body`` required) to an Article, or a failure naming
-    the field."""
+    the field. ``origin`` is the file it came from (records never replace each other)."""
     if not isinstance(record, dict):
-        return ReadFailure(where, "record is not a JSON object")
+        return ReadFailure(where, "record is not a JSON object", origin)
     body = record.get("text") or record.get("body")
     if not isinstance(body, str) or not body.strip():
-        return ReadFailure(where, "record has no 'text' or 'body' string with content")
+        return ReadFailure(where, "record has no 'text' or 'body' string with content", origin)
     body = body.replace("\r\n", "\n")
     for name in ("title", "url", "source", "id"):
         if record.get(name) is not None and not isinstance(record[name], str | int):
-            return ReadFailure(where, f"field '{name}' must be a string")
+            return ReadFailure(where, f"field '{name}' must be a string", origin)
     authors = record.get("authors") or ""
     if isinstance(authors, list):
         authors = ", ".join(str(a) for a in authors)
@@ -270,6 +287,8 @@ def record_to_article(record: Any, where: str) -> ReadResult:
         url=url,
         published=iso_date(record.get("published")),
         authors=str(authors),
+        origin=origin,
+        where=where,
     )
 
 

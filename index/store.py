@@ -12,8 +12,10 @@ interrupted ingest safe to run again.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -31,8 +33,23 @@ from index.types import Article, Passage
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$")
+# Chroma's rules (3-512 of [a-zA-Z0-9._-], no '..', not an IPv4 address), kept short enough
+# for the catalog's "__articles" suffix, and without '__' (which the catalog name uses).
+# The pattern is the part a JSON schema can say; valid_collection_name adds the rest.
+COLLECTION_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$"
+_NAME = re.compile(COLLECTION_PATTERN)
+_IPV4 = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
+COLLECTION_RULE = ("use 3-62 letters, digits, '.', '_' or '-' (no '__' or '..', not an IP "
+                   "address), starting and ending with a letter or digit")
+
+
+def valid_collection_name(name: str) -> bool:
+    """Would Chroma (and our catalog naming) accept ``name`` as a collection?"""
+    return bool(_NAME.match(name)) and ".." not in name and "__" not in name and not (
+        _IPV4.match(name))
 _PAGE = 5000
+# Below this much free space a write cannot be trusted to finish (Chroma compacts in place).
+_MIN_FREE_BYTES = 1_000_000
 _WRITE_TOKEN = "write_token"
 
 
@@ -46,6 +63,14 @@ class StoreUnavailable(StoreError):
 
 class EmbeddingModelMismatch(StoreError):
     """The collection was built with another embedding model; its vectors are not comparable."""
+
+
+class CollectionNotFound(StoreError):
+    """A read named a collection that does not exist (reads never create one)."""
+
+
+class StoreFull(StoreError):
+    """The disk under the store is full: nothing more can be written until space is freed."""
 
 
 @dataclass(frozen=True)
@@ -112,20 +137,25 @@ class PassageStore:
     """One corpus: its passages collection and article catalog in a Chroma client."""
 
     def __init__(self, client: Any, collection: str, embedding_model: str,
-                 where: str = "") -> None:
-        if not _NAME.match(collection) or "__" in collection:
-            raise StoreError(f"collection name {collection!r} is invalid: use 3-50 letters, "
-                             "digits, '.', '_' or '-' (no '__'), starting and ending with "
-                             "a letter or digit")
+                 where: str = "", create: bool = True, data_dir: Path | None = None) -> None:
+        """Open (or, with ``create``, create) a collection. ``data_dir`` is the embedded
+        store's folder, for naming it when its disk is full."""
+        if not valid_collection_name(collection):
+            raise StoreError(f"collection name {collection!r} is invalid: {COLLECTION_RULE}")
         self.collection_name = collection
         self.embedding_model = embedding_model
         self.where = where
+        self.data_dir = data_dir
         self._client = client
-        self._passages = self._call(lambda: client.get_or_create_collection(
-            collection, metadata={"embedding_model": embedding_model, "hnsw:space": "cosine"},
-            embedding_function=None))
-        self._catalog = self._call(lambda: client.get_or_create_collection(
-            f"{collection}__articles", embedding_function=None))
+        if create:
+            self._passages = self._call(lambda: client.get_or_create_collection(
+                collection, metadata={"embedding_model": embedding_model,
+                                      "hnsw:space": "cosine"}, embedding_function=None))
+            self._catalog = self._call(lambda: client.get_or_create_collection(
+                f"{collection}__articles", embedding_function=None))
+        else:
+            self._passages = self._existing(collection)
+            self._catalog = self._existing(f"{collection}__articles")
         stored = (self._passages.metadata or {}).get("embedding_model")
         if stored and stored != embedding_model:
             raise EmbeddingModelMismatch(
@@ -133,8 +163,23 @@ class PassageStore:
                 f"{embedding_model!r} is configured: use the same model (RAG_EMBEDDER) or "
                 "another collection (--collection / RAG_COLLECTION)")
 
+    def _existing(self, name: str) -> Any:
+        try:
+            return self._call(lambda: self._client.get_collection(name,
+                                                                  embedding_function=None))
+        except StoreError:
+            raise
+        except Exception as exc:
+            if "does not exist" in str(exc) or type(exc).__name__ == "NotFoundError":
+                raise CollectionNotFound(
+                    f"no collection named {self.collection_name!r} in the store at "
+                    f"{self.where or 'the data folder'}: ingest articles into it first "
+                    "(rag ingest PATH --collection NAME, or an upload)") from exc
+            raise
+
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run a Chroma call, turning connection failures into StoreUnavailable."""
+        """Run a Chroma call, turning connection failures into StoreUnavailable and a full
+        disk into StoreFull."""
         try:
             return fn()
         except StoreError:
@@ -144,6 +189,9 @@ class PassageStore:
             if any(s in text for s in ("Connect", "connect", "Timeout", "refused", "Remote")):
                 raise StoreUnavailable(f"the Chroma store at {self.where or 'the data folder'} "
                                        f"stopped answering ({text}); check it is running") from exc
+            full = disk_full(self.data_dir, exc)
+            if full is not None:
+                raise StoreFull(full) from exc
             raise
 
     # -- catalog -------------------------------------------------------------------------
@@ -196,6 +244,16 @@ class PassageStore:
         return {str(m["embed_hash"]): np.asarray(e, dtype=np.float32)
                 for e, m in zip(got["embeddings"], got["metadatas"], strict=True)
                 if m and m.get("embed_hash")}
+
+    def corpora(self) -> list[str]:
+        """The names of every collection (corpus) in this store, sorted."""
+        names = self._call(self._client.list_collections)
+        found = {getattr(c, "name", c) for c in names}
+        return sorted(str(n) for n in found if not str(n).endswith("__articles"))
+
+    def write_problem(self) -> str | None:
+        """Why a write would fail now (the data folder's disk is full), or None."""
+        return disk_full(self.data_dir)
 
     def passage_count(self) -> int:
         return int(self._call(self._passages.count))
@@ -304,6 +362,26 @@ class PassageStore:
             columns = [got[name] for name in include]
             yield from zip(got["ids"], *columns, strict=True)
             offset += len(got["ids"])
+
+
+def disk_full(data_dir: Path | None, exc: BaseException | None = None) -> str | None:
+    """'no space left on device (PATH)' when ``exc`` is ENOSPC or the data folder's disk has
+    (almost) no room left, else None. Chroma reports a full disk in many ways ("Error in
+    compaction", "database or disk is full"), so the disk itself is asked."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return _full_message(data_dir or Path(exc.filename or "."))
+    if data_dir is None:
+        return None
+    try:
+        free = shutil.disk_usage(data_dir).free
+    except OSError:
+        return None
+    return _full_message(data_dir) if free < _MIN_FREE_BYTES else None
+
+
+def _full_message(where: Path) -> str:
+    return (f"no space left on device ({where}): free some disk space there (or move "
+            "RAG_DATA_DIR), then run the command again; articles stored so far are kept")
 
 
 def _base_metadata(article: Article) -> dict[str, Any]:

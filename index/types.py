@@ -31,8 +31,14 @@ class Article:
     url: str = ""
     published: str = ""
     authors: str = ""
-    # The file an article came from: re-reading a changed file replaces the article it gave.
+    # The file (or upload) an article came from, for `rag ingest --prune` and for replacing.
     origin: str = ""
+    # True when the article is its file's whole content (.txt, .md, .html): a changed file then
+    # replaces the article it gave before. Records of a .json/.jsonl file keep their own
+    # identity (their id, else their content) and are never replaced by a sibling.
+    whole_file: bool = False
+    # Where it was read from, for messages ("a.jsonl line 3"); not stored.
+    where: str = ""
 
     @property
     def hash(self) -> str:
@@ -60,6 +66,7 @@ class ReadFailure:
 
     where: str
     reason: str
+    origin: str = ""  # the file it belongs to, when known: a file with failures is never pruned
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
@@ -74,14 +81,26 @@ class IngestReport:
     replaced: int = 0
     passages: int = 0
     failures: list[ReadFailure] = field(default_factory=list)
+    duplicates: list[ReadFailure] = field(default_factory=list)  # also in failures
     embedded: int = 0  # passages sent to the embedder; the rest reused stored vectors
+    # Stored articles of a record file that the file no longer holds: origin -> ids.
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    pruned: int = 0  # of those, removed because the user asked (--prune)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
 
     def summary(self) -> str:
-        return (
-            f"articles: {self.added} added, {self.unchanged} unchanged, "
-            f"{self.replaced} replaced, {self.failed} failed; passages written: {self.passages}"
-        )
+        text = (f"articles: {self.added} added, {self.unchanged} unchanged, "
+                f"{self.replaced} replaced, {self.failed} failed; passages written: "
+                f"{self.passages}")
+        if self.pruned:
+            text += f"; {self.pruned} pruned"
+        return text
+
+    def missing_notes(self) -> list[str]:
+        """One line per record file whose earlier articles it no longer holds."""
+        return [f"{origin}: {len(ids)} stored article(s) from it are no longer in it; kept "
+                "(ingest again with --prune to remove them)"
+                for origin, ids in self.missing.items()]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Filters(BaseModel):
-    """Restrict retrieval to some articles. Empty fields do not filter."""
+    """Restrict retrieval to some articles. Empty fields do not filter; unknown fields and
+    impossible dates are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     sources: list[str] = Field(default_factory=list, max_length=100,
                                description="Keep passages whose source is one of these.")
@@ -18,6 +22,17 @@ class Filters(BaseModel):
                                        description="Earliest published date (YYYY-MM-DD).")
     published_to: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
                                      description="Latest published date (YYYY-MM-DD).")
+
+    @field_validator("published_from", "published_to")
+    @classmethod
+    def _real_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date on the calendar "
+                                 "(YYYY-MM-DD)") from None
+        return value
 
     def is_empty(self) -> bool:
         return not (self.sources or self.article_ids or self.published_from

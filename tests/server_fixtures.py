@@ -27,7 +27,7 @@ from ui.wiring import Components, build, build_store
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = ROOT / "examples" / "articles"
 SAMPLE_QUESTION = "What did the US ambassador to the UN say Russia was doing in Syria?"
-API_KEY = "test-secret-key"
+API_KEY = "test-secret-key-0123"
 
 
 @dataclass
@@ -97,8 +97,10 @@ def live_server(sample_dir: Path, embedder: MiniLMEmbedder) -> Iterator[LiveServ
 @pytest.fixture(scope="session")
 def secured_server(sample_dir: Path, embedder: MiniLMEmbedder) -> Iterator[LiveServer]:
     """The same store behind RAG_API_KEY, with small limits to test them cheaply."""
+    # Many tests here send wrong tokens on purpose: the brake on guessing is tested apart.
     settings = settings_for(sample_dir, api_key=API_KEY, max_question_chars=200,
-                            max_request_kb=4, max_file_mb=0.02, max_upload_files=3)
+                            max_request_kb=4, max_file_mb=0.02, max_upload_files=3,
+                            auth_failures_per_minute=10_000)
     server = serve_components(settings, embedder)
     yield server
     server.stop()
@@ -113,3 +115,15 @@ def scripted_server(sample_dir: Path, embedder: MiniLMEmbedder) -> Iterator[Live
     server = serve_components(settings, embedder, scripted_components(settings, embedder))
     yield server
     server.stop()
+
+
+def upload(url: str, wait: float = 240, **request: Any) -> dict[str, Any]:
+    """POST /api/articles (``files=``/``data=`` or ``json=``), wait for the queued ingest and
+    return its result: the per-file outcome."""
+    response = httpx.post(f"{url}/api/articles", params={"wait": wait}, timeout=wait + 60,
+                          **request)
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "done", job
+    result: dict[str, Any] = job["result"]
+    return result

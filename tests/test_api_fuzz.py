@@ -31,7 +31,8 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory,
     """A server of its own over the sample article (fuzzed uploads and deletes change it),
     behind a bearer token, as deployed; schemathesis also checks that bad tokens fail."""
     data = tmp_path_factory.mktemp("fuzz-data")
-    settings = settings_for(data, max_request_kb=64, max_file_mb=0.2, api_key=API_KEY)
+    settings = settings_for(data, max_request_kb=64, max_file_mb=0.2, api_key=API_KEY,
+                            auth_failures_per_minute=10_000)
     ingest_paths([SAMPLE_ARTICLES], build_store(settings), embedder, max_bytes=10**6,
                  progress=False)
     server = serve_components(settings, embedder)
@@ -42,7 +43,7 @@ def fuzzed_server(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="module")
 def api_schema(fuzzed_server: LiveServer) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{fuzzed_server.url}/openapi.json")
+    return schemathesis.openapi.from_url(f"{fuzzed_server.url}/openapi.json", headers=AUTH)
 
 
 def fuzz(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode,

@@ -121,7 +121,11 @@ def test_rag_ask_filters_by_source_and_rejects_a_bad_date(
     assert main([*data, "ask", "--json", "--until", "2022-06-10", "Harbour?"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {p["article_id"] for p in result["passages"]} == {"a"}
-    assert main([*data, "ask", "--since", "June 1", "Harbour?"]) == 2
+    for bad in ("June 1", "2025-13-45"):
+        with pytest.raises(SystemExit) as stopped:
+            main([*data, "ask", "--since", bad, "Harbour?"])
+        assert stopped.value.code == 2
+        assert f"'{bad}' is not a date on the calendar" in capsys.readouterr().err
 
 
 def test_question_rows_carry_their_date_as_the_as_of_day(tmp_path: Path) -> None:

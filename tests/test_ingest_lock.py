@@ -92,18 +92,19 @@ def test_server_upload_takes_turns_with_other_writers(tmp_path: Path, embedder) 
     error shape; once the folder is free the same upload succeeds."""
     import httpx
 
-    from tests.server_fixtures import serve_components, settings_for
+    from tests.server_fixtures import serve_components, settings_for, upload
 
     data = tmp_path / "data"
     server = serve_components(settings_for(data, lock_timeout=0.5), embedder)
     records = {"records": dev_records(60)[40:41]}
     try:
         with WriteLock(data, timeout=0):
-            busy = httpx.post(f"{server.url}/api/articles", json=records, timeout=60)
+            busy = httpx.post(f"{server.url}/api/articles", json=records, timeout=60,
+                              params={"wait": 30})
         assert busy.status_code == 503, busy.text
         assert busy.json()["error"]["code"] == "busy"
         assert "RAG_LOCK_TIMEOUT" in busy.json()["error"]["message"]
-        free = httpx.post(f"{server.url}/api/articles", json=records, timeout=120)
-        assert free.status_code == 200 and free.json()["added"] == 1, free.text
+        free = upload(server.url, json=records)
+        assert free["added"] == 1, free
     finally:
         server.stop()

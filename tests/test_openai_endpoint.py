@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.scripted_answerer import UNSUPPORTED
-from tests.server_fixtures import API_KEY, SAMPLE_QUESTION, LiveServer
+from tests.server_fixtures import API_KEY, SAMPLE_QUESTION, LiveServer, upload
 
 
 def client(server: LiveServer, key: str = "unused") -> openai.OpenAI:
@@ -47,11 +47,23 @@ def test_streamed_completion_sends_citations_once_in_the_final_chunk(
 
 
 def test_collection_and_top_k_ride_in_extra_body(live_server: LiveServer) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:  # asking never creates a collection
+        client(live_server).chat.completions.create(
+            model="rag-articles", messages=[{"role": "user", "content": SAMPLE_QUESTION}],
+            extra_body={"collection": "empty-openai-test"})
+    assert caught.value.body["code"] == "collection_not_found"
+    upload(live_server.url, json={"collection": "openai-extra-test", "records": [
+        {"id": "ferry", "title": "Ferry to Grey Island", "text": "The ferry to Grey Island "
+         "starts sailing on Monday, the harbour master of Port Elmwood said."},
+        {"id": "bridge", "title": "Bridge in Elmwood", "text": "The Elmwood bridge will "
+         "close for repairs in May, the city engineer said."}]})
     completion = client(live_server).chat.completions.create(
-        model="rag-articles", messages=[{"role": "user", "content": SAMPLE_QUESTION}],
-        extra_body={"collection": "empty-openai-test", "top_k": 2})
-    assert completion.model_extra["result"]["abstained"] is True
-    assert completion.model_extra["citations"] == []
+        model="rag-articles", messages=[{"role": "user", "content": "When does the ferry to "
+                                         "Grey Island start sailing?"}],
+        extra_body={"collection": "openai-extra-test", "top_k": 1})
+    result = completion.model_extra["result"]
+    assert [p["article_id"] for p in result["passages"]] == ["ferry"]
+    assert {c["article_id"] for c in completion.model_extra["citations"]} == {"ferry"}
 
 
 def test_last_message_must_be_the_users(live_server: LiveServer) -> None:

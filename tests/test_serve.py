@@ -96,7 +96,7 @@ def test_readme_openai_example_works_as_written(rag_serve: str) -> None:
 
 def test_collections_share_the_one_embedder(sample_dir: Path, embedder) -> None:
     service = ArticleService(build(settings_for(sample_dir), embedder=embedder))
-    other = service.components("another-collection")
+    other = service.components("another-collection", create=True)
     assert other.embedder is embedder and other.store.collection_name == "another-collection"
     assert service.components("another-collection") is other
 

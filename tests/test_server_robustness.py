@@ -26,6 +26,7 @@ from tests.server_fixtures import (
     LiveServer,
     serve_components,
     settings_for,
+    upload,
 )
 from ui.wiring import build_store
 
@@ -69,7 +70,8 @@ def secured_serve(sample_dir: Path, tmp_path: Path) -> Any:
     log_path = tmp_path / "serve.log"
     env = {**os.environ, "RAG_DATA_DIR": str(sample_dir), "RAG_API_KEY": token,
            "RAG_LOG_LEVEL": "DEBUG", "GRADIO_ANALYTICS_ENABLED": "False",
-           "NO_PROXY": "127.0.0.1,localhost"}
+           "NO_PROXY": "127.0.0.1,localhost",
+           "RAG_AUTH_FAILURES_PER_MINUTE": "1000"}  # wrong tokens on purpose, many
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ui.cli", "serve", "--host", "127.0.0.1",
@@ -95,7 +97,8 @@ def secured_serve(sample_dir: Path, tmp_path: Path) -> Any:
 def test_every_route_refuses_without_the_token_which_is_never_logged(secured_serve: Any,
                                                                       tmp_path: Path) -> None:
     url, token, process, log_path = secured_serve
-    schema = httpx.get(f"{url}/openapi.json", timeout=30).json()
+    schema = httpx.get(f"{url}/openapi.json", timeout=30,
+                       headers={"Authorization": f"Bearer {token}"}).json()
     operations = [(method.upper(), path) for path, ops in schema["paths"].items()
                   for method in ops]
     assert len(operations) >= 8
@@ -154,11 +157,9 @@ def test_twenty_clients_query_while_an_ingest_runs(busy_server: LiveServer) -> N
 
     def ingest() -> dict[str, Any]:
         started = time.monotonic()
-        response = httpx.post(f"{busy_server.url}/api/articles", json={"records": records},
-                              timeout=240)
+        result = upload(busy_server.url, json={"records": records})
         spans["ingest"] = (started, time.monotonic())
-        assert response.status_code == 200, response.text
-        return dict(response.json())
+        return result
 
     def client(number: int) -> None:
         with httpx.Client(base_url=busy_server.url, timeout=240) as http:

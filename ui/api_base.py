@@ -1,4 +1,4 @@
-"""What the /api and /v1 routes share: the one error shape, the body limit, checks.
+"""What the /api and /v1 routes share: the one error shape, collection names, checks.
 
 Every failure is rendered as::
 
@@ -14,21 +14,29 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index.embedder import EmbedderError
 from index.lock import LockTimeout
-from index.store import EmbeddingModelMismatch, StoreError, StoreUnavailable
+from index.store import (
+    COLLECTION_PATTERN,
+    COLLECTION_RULE,
+    CollectionNotFound,
+    EmbeddingModelMismatch,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+    valid_collection_name,
+)
 from rag.llm import LLMError, LLMUnavailable
 from rag.result import Answer
+from ui.jobs import QueueFull
 from ui.service import ArticleService
+from ui.uploads import UploadTooLarge
 
 log = logging.getLogger(__name__)
-
-COLLECTION_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,60}[a-zA-Z0-9]$"
 
 
 # -- the one error shape ---------------------------------------------------------------------
@@ -68,10 +76,43 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  422: "validation_error", 429: "too_many_requests", 503: "unavailable"}
 
 
+def error_parts(exc: BaseException) -> tuple[int, str, str, dict[str, str] | None]:
+    """(status, code, message, headers) for a domain error, the same for a request and for
+    a queued job that failed."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code, exc.message, exc.headers
+    if isinstance(exc, StoreUnavailable):
+        return 503, "store_unavailable", str(exc), None
+    if isinstance(exc, StoreFull):
+        return 507, "store_full", str(exc), None
+    if isinstance(exc, CollectionNotFound):
+        return 404, "collection_not_found", str(exc), None
+    if isinstance(exc, EmbeddingModelMismatch):
+        return 409, "embedding_model_mismatch", str(exc), None
+    if isinstance(exc, StoreError):
+        return 400, "store_error", str(exc), None
+    if isinstance(exc, LockTimeout | QueueFull):
+        return 503, "busy", str(exc), {"Retry-After": "30"}
+    if isinstance(exc, UploadTooLarge):
+        return 413, "too_large", str(exc), {"Connection": "close"}
+    if isinstance(exc, EmbedderError):
+        return 503, "embedder_unavailable", str(exc), None
+    if isinstance(exc, LLMError):
+        # The model server is another service: down or timing out is 503, a refusal 502.
+        if isinstance(exc, LLMUnavailable):
+            return 503, "llm_unavailable", str(exc), None
+        return 502, "llm_error", str(exc), None
+    return 500, "internal_error", "internal error; see the server log", None
+
+
+_DOMAIN_ERRORS = (ApiError, StoreError, LockTimeout, QueueFull, UploadTooLarge, EmbedderError,
+                  LLMError)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def api_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    async def domain_error(_: Request, exc: Exception) -> Response:
+        status, code, message, headers = error_parts(exc)
+        return error_response(status, code, message, headers=headers)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -87,127 +128,58 @@ def install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(x) for x in first["loc"] if x != "body") or "request"
         return error_response(422, "validation_error", f"{where}: {first['msg']}", details)
 
-    async def store_error(_: Request, exc: Exception) -> Response:
-        if isinstance(exc, StoreUnavailable):
-            return error_response(503, "store_unavailable", str(exc))
-        if isinstance(exc, EmbeddingModelMismatch):
-            return error_response(409, "embedding_model_mismatch", str(exc))
-        return error_response(400, "store_error", str(exc))
-
-    async def lock_timeout(_: Request, exc: Exception) -> Response:
-        return error_response(503, "busy", str(exc), headers={"Retry-After": "30"})
-
-    async def embedder_error(_: Request, exc: Exception) -> Response:
-        return error_response(503, "embedder_unavailable", str(exc))
-
-    async def llm_error(_: Request, exc: Exception) -> Response:
-        # The model server is another service: down or timing out is 503, a refusal 502.
-        status = 503 if isinstance(exc, LLMUnavailable) else 502
-        return error_response(status, "llm_unavailable" if status == 503 else "llm_error",
-                              str(exc))
-
     async def internal_error(_: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal error; see the server log")
 
-    app.add_exception_handler(ApiError, api_error)
+    for kind in _DOMAIN_ERRORS:
+        app.add_exception_handler(kind, domain_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(ValidationError, validation_error)
-    app.add_exception_handler(StoreError, store_error)
-    app.add_exception_handler(EmbedderError, embedder_error)
-    app.add_exception_handler(LLMError, llm_error)
-    app.add_exception_handler(LockTimeout, lock_timeout)
     app.add_exception_handler(Exception, internal_error)
-
-
-# -- request body limit ----------------------------------------------------------------------
-
-
-class BodyLimit:
-    """Refuse /api and /v1 bodies over a limit, by Content-Length and while streaming.
-
-    Starlette has no body limit of its own; without one a client could make us buffer
-    gigabytes before validation runs.
-    """
-
-    def __init__(self, app: ASGIApp, json_bytes: int, upload_bytes: int,
-                 upload_path: str) -> None:
-        self.app = app
-        self.json_bytes = json_bytes
-        self.upload_bytes = upload_bytes
-        self.upload_path = upload_path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(("/api/", "/v1/")):
-            await self.app(scope, receive, send)
-            return
-        limit = self.upload_bytes if path.rstrip("/") == self.upload_path else self.json_bytes
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length", b"").decode("latin-1")
-        if declared.isdigit() and int(declared) > limit:
-            await _too_large(limit)(scope, receive, send)
-            return
-        if limit == self.upload_bytes:
-            await self.app(scope, _counting(receive, limit), send)
-            return
-        # JSON bodies are small: read them here, so an oversized one is refused before
-        # FastAPI's parser (which would turn any read error into a generic 400).
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                await _too_large(limit)(scope, receive, send)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-def _counting(receive: Receive, limit: int) -> Receive:
-    """A receive that raises once more than ``limit`` body bytes have come in."""
-    seen = 0
-
-    async def counted() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise ApiError(413, "too_large", _too_large_text(limit))
-        return message
-
-    return counted
-
-
-def _too_large_text(limit: int) -> str:
-    return f"request body is over the {limit / 1e6:.2f} MB limit"
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return error_response(413, "too_large", _too_large_text(limit))
 
 
 # -- shared by the routes ------------------------------------------------------------------
 
+def _collection_name(name: str | None) -> str | None:
+    if name is not None and not valid_collection_name(name):
+        raise ValueError(f"{name!r} is not a valid collection name: {COLLECTION_RULE}")
+    return name
+
+
 Collection = Annotated[str | None, Field(
     None, pattern=COLLECTION_PATTERN,
-    description="Collection (corpus) to use; default: the server's (RAG_COLLECTION).")]
+    description="Collection (corpus) to use; default: the server's (RAG_COLLECTION)."),
+    AfterValidator(_collection_name)]
 CollectionQuery = Annotated[str | None, Query(
     pattern=COLLECTION_PATTERN,
-    description="Collection (corpus) to use; default: the server's (RAG_COLLECTION).")]
+    description="Collection (corpus) to use; default: the server's (RAG_COLLECTION)."),
+    AfterValidator(_collection_name)]
+
+
+MAX_TURN_CHARS = 20_000  # one earlier message of a conversation (history)
+
+
+async def known_query_only(request: Request) -> None:
+    """A query parameter the route does not take is an error, not silently ignored (a
+    misspelt ``?colection=`` would otherwise answer from the default collection)."""
+    route = request.scope.get("route")
+    known = _query_names(getattr(route, "dependant", None))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ApiError(422, "validation_error", f"{unknown[0]}: unknown query parameter"
+                       + (f" (this route takes {', '.join(sorted(known))})" if known else ""))
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route and its dependencies declare."""
+    if dependant is None:
+        return set()
+    names = {str(p.alias) for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 def check_question(service: ArticleService, question: str) -> str:

@@ -7,6 +7,7 @@ chat's Markdown is backslash-escaped and the sources panel is built with ``html.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import os
@@ -25,7 +26,9 @@ from rag.result import Answer
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
+from ui.guard import client_cookie
 from ui.service import ArticleService
+from ui.uploads import UploadRegistry, safe_filename
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,11 @@ EMPTY_STORE = ("Nothing has been ingested yet: add articles in the **Articles** 
 # Several people may chat at once; Gradio would otherwise run one answer at a time.
 CHAT_CONCURRENCY = 4
 HISTORY_TURNS = 10
-_TRACK_TQDM = gr.Progress(track_tqdm=True)  # shows the ingester's tqdm bar on the page
+SAVED_TURNS = 40
+_PROGRESS = gr.Progress()
+# The same words for a path this browser never uploaded and for one that is gone: a client
+# must not learn which files exist on the server.
+NOT_UPLOADED = "this upload is no longer on the server; add the file again"
 
 CSS = """
 .rag-source { border: 1px solid var(--border-color-primary); border-radius: 8px;
@@ -139,8 +146,10 @@ def last_sources(saved: dict[str, Any] | None) -> str:
 # -- the app ---------------------------------------------------------------------------------
 
 
-def build_chat(service: ArticleService) -> gr.Blocks:
-    """The chat page; ui.server mounts it at '/' beside the API."""
+def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -> gr.Blocks:
+    """The chat page; ui.server mounts it at '/' beside the API. ``uploads`` records which
+    browser uploaded which file (ui.guard.UploadTracker fills it): only those are ingested."""
+    uploads = uploads or UploadRegistry()
     with gr.Blocks(title="Ask the articles", analytics_enabled=False) as demo:
         saved = gr.BrowserState({"turns": []}, storage_key="rag-chat-history")
         status = gr.Markdown()
@@ -194,18 +203,13 @@ def build_chat(service: ArticleService) -> gr.Blocks:
                 return sources_html(turns[index].get("citations", []))
             return last_sources(state)
 
-        def ingest(paths: list[str] | None,
-                   progress: gr.Progress = _TRACK_TQDM) -> tuple[Any, ...]:
+        def ingest(paths: list[str] | None, request: gr.Request,
+                   progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
             if not paths:
-                return ("Choose files first.", *_articles(service), _status(service))
-            progress(0, desc="reading")
-            report = service.ingest_files([(Path(p).name, Path(p)) for p in paths],
-                                          progress=True)
-            lines = [f"- {escape_markdown(f.name)}: {f.status}, {f.articles} article(s)"
-                     + "".join(f"\n  - {escape_markdown(e)}" for e in f.errors)
-                     for f in report.files]
-            summary = escape_markdown(report.report.summary())
-            return ("\n".join([summary, *lines]), *_articles(service), _status(service))
+                return ("Choose files first.", None, *_articles(service), _status(service))
+            client = client_cookie(request.headers.get("cookie", ""))
+            text = _ingest_uploads(service, uploads, demo, paths, client, progress)
+            return (text, None, *_articles(service), _status(service))
 
         def drop(article_id: str | None) -> tuple[Any, ...]:
             if not article_id:
@@ -221,12 +225,47 @@ def build_chat(service: ArticleService) -> gr.Blocks:
         clear.click(lambda: ([], sources_html([]), {"turns": []}, ""), None, chat_out)
         chatbot.select(select, [saved], [sources])
         lists = [table, picked, pick_sources]
-        add.click(ingest, [files], [outcome, *lists, status])
+        add.click(ingest, [files], [outcome, files, *lists, status])
         remove.click(drop, [picked], [outcome, *lists, status])
         demo.load(lambda s: (chat_messages(s), last_sources(s), *_articles(service),
                              _status(service)), [saved], [chatbot, sources, *lists, status])
     blocks: gr.Blocks = demo
     return blocks
+
+
+def _ingest_uploads(service: ArticleService, uploads: UploadRegistry, demo: gr.Blocks,
+                    paths: list[str], client: str | None, progress: gr.Progress) -> str:
+    """Ingest the files this browser uploaded (others are refused as gone), following the
+    queued job's progress; Gradio's copies are deleted once the job is over."""
+    mine = [p for p in paths if uploads.claim(client, p) and Path(p).is_file()]
+    refused = [f"- {escape_markdown(safe_filename(Path(p).name))}: failed\n  - "
+               f"{NOT_UPLOADED}" for p in paths if p not in mine]
+    if not mine:
+        return "\n".join(["Nothing was added.", *refused])
+
+    def forget() -> None:
+        for path in mine:
+            demo.upload_file_set.discard(path)
+            Path(path).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # Gradio's folder per upload, if now empty
+                Path(path).parent.rmdir()
+
+    job = service.submit_files([(Path(p).name, Path(p)) for p in mine], cleanup=forget)
+    while not job.wait(0.25):
+        done, total = job.progress
+        progress((done, total) if total else 0, desc=job.note or "embedding",
+                 unit="passages")
+    if job.error is not None:
+        return f"**Nothing was added:** {escape_markdown(str(job.error))}"
+    assert job.result is not None
+    result = job.result
+    lines = [f"- {escape_markdown(f['name'])}: {f['status']}, {f['articles']} article(s)"
+             + "".join(f"\n  - {escape_markdown(e)}" for e in f["errors"])
+             for f in result["files"]]
+    summary = (f"articles: {result['added']} added, {result['unchanged']} unchanged, "
+               f"{result['replaced']} replaced, {result['failed'] + len(refused)} failed; "
+               f"passages written: {result['passages']}")
+    return "\n".join([summary, *lines, *refused])
 
 
 def chat_filters(sources: list[str] | None, published_from: str | None,
@@ -248,7 +287,9 @@ def _respond(service: ArticleService, text: str, state: dict[str, Any] | None,
              row: FilterRow = (None, None, None)) -> Iterator[tuple[Any, ...]]:
     """Stream one answer: show chunks as they come, then the checked answer and sources.
     ``row`` is the filter row: sources, published from, published to."""
-    state = {"turns": list((state or {}).get("turns", []))}
+    # The saved chat rides in every request: keep the newest turns, so it stays well under
+    # the request limit (RAG_MAX_REQUEST_KB).
+    state = {"turns": list((state or {}).get("turns", []))[-SAVED_TURNS:]}
     text = (text or "").strip()[:service.settings.max_question_chars]
     if not text:
         yield chat_messages(state), last_sources(state), state, ""

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "recursively), split, embed and store them. Unchanged articles are "
                        "skipped; changed ones replaced. Exit 1 if any file failed.")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--prune", action="store_true",
+                   help="remove stored articles of a .json/.jsonl file that the file no longer "
+                   "holds (without it they are kept and reported)")
     p.set_defaults(run=cmd_ingest, writes=True)
 
     p = sub.add_parser("ask", parents=[common], help="ask questions, get cited answers",
@@ -139,9 +142,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     report = ingest_paths(args.paths, store, embedder,
                           max_bytes=int(settings.max_file_mb * 1_000_000),
                           options=split_options(settings),
-                          progress=not getattr(args, "quiet", False))
+                          progress=not getattr(args, "quiet", False), prune=args.prune)
     for failure in report.failures:
         print(f"rag: failed: {failure}", file=sys.stderr)
+    for note in report.missing_notes():
+        print(f"rag: {note}", file=sys.stderr)
     print(report.summary())
     return EXIT_PARTIAL if report.failed else EXIT_OK
 
@@ -149,7 +154,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from ui.wiring import build
 
-    components = build(settings)
+    components = build(settings, create=False)
     if components.store.passage_count() == 0:
         print("rag: the store is empty: run `rag ingest PATH` first", file=sys.stderr)
         return EXIT_ERROR
@@ -206,9 +211,14 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from index.store import CollectionNotFound
     from ui.wiring import build_store
 
-    articles = sorted(build_store(settings).articles(), key=lambda a: (a.title, a.id))
+    try:
+        articles = sorted(build_store(settings, create=False).articles(),
+                          key=lambda a: (a.title.lower(), a.id))
+    except CollectionNotFound:
+        articles = []
     if args.json:
         print(json.dumps([a.as_dict() for a in articles], ensure_ascii=False))
         return EXIT_OK
@@ -221,7 +231,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     from ui.wiring import build_store
 
-    store = build_store(settings)
+    store = build_store(settings, create=False)
     missing = [i for i in args.ids if not store.remove_article(i)]
     for article_id in missing:
         print(f"rag: no article with id {article_id!r} (see `rag list`)", file=sys.stderr)
@@ -252,8 +262,10 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
                    help="only passages from this source (repeatable), e.g. www.cnn.com")
     p.add_argument("--article", action="append", default=[], metavar="ID",
                    help="only passages of this article id (repeatable; see rag list)")
-    p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after")
-    p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
+    p.add_argument("--since", metavar="YYYY-MM-DD", type=_day_text,
+                   help="only articles published on or after")
+    p.add_argument("--until", metavar="YYYY-MM-DD", type=_day_text,
+                   help="only articles published on or before")
 
 
 def _day(text: str) -> date:
@@ -264,6 +276,15 @@ def _day(text: str) -> date:
     if day is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
     return day
+
+
+def _day_text(text: str) -> str:
+    """A filter date for argparse: a real YYYY-MM-DD day (2025-13-45 is refused)."""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date on the calendar "
+                                         "(YYYY-MM-DD)") from None
 
 
 def _filters(args: argparse.Namespace) -> Filters | None:
@@ -326,7 +347,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.retriever:
         updates["retriever"] = args.retriever
     settings = settings.model_copy(update=updates)
-    components = build(settings)
+    components = build(settings, create=bool(args.articles))
     if args.articles:
         from index.ingest import ingest_paths
         from ui.wiring import split_options

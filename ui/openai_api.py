@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
+from ui.api import ERRORS, ServiceDep, require_key
 from ui.api_base import (
+    MAX_TURN_CHARS,
     ApiError,
     Collection,
     ErrorBody,
@@ -29,6 +31,7 @@ from ui.api_base import (
     chain,
     check_question,
     first_event,
+    known_query_only,
 )
 from ui.service import ArticleService
 
@@ -61,36 +64,47 @@ class ChatCompletionRequest(BaseModel):
     collection: Collection = None
 
 
-def openai_routes(v1: APIRouter, service: ArticleService) -> None:
-    @v1.get("/models")
-    async def models() -> dict[str, Any]:
-        """The one model: the articles, answered with citations."""
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0,
-                                            "owned_by": "rag-articles"}]}
+v1 = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS,
+               dependencies=[Depends(require_key), Depends(known_query_only)])
 
-    @v1.post("/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
-        """The last user message is the question, earlier ones the history. Citations ride
-        in the extra field `citations` (and the full result in `result`), in the response or
-        in the final stream chunk."""
-        question, history = _conversation(service, body.messages)
-        events = service.ask_stream(question, body.top_k, body.filters, history,
-                                    body.collection)
-        reply_id = f"chatcmpl-{uuid.uuid4().hex}"
-        if not body.stream:
-            answer = await run_in_threadpool(_final, events)
-            return JSONResponse(_completion(reply_id, body.model, answer))
-        first = await run_in_threadpool(first_event, events)
-        return StreamingResponse(_openai_chunks(reply_id, body.model, first, events),
-                                 media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+
+@v1.get("/models")
+async def models() -> dict[str, Any]:
+    """The one model: the articles, answered with citations."""
+    return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0,
+                                        "owned_by": "rag-articles"}]}
+
+
+@v1.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, service: ServiceDep) -> Response:
+    """The last user message is the question, earlier ones the history. Citations ride
+    in the extra field `citations` (and the full result in `result`), in the response or
+    in the final stream chunk."""
+    question, history = _conversation(service, body.messages)
+    events = service.ask_stream(question, body.top_k, body.filters, history,
+                                body.collection)
+    reply_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if not body.stream:
+        answer = await run_in_threadpool(_final, events)
+        return JSONResponse(_completion(reply_id, body.model, answer))
+    first = await run_in_threadpool(first_event, events)
+    return StreamingResponse(_openai_chunks(reply_id, body.model, first, events),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
 
 
 def _conversation(service: ArticleService,
                   messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
+    """The question (the last message, the user's) and the history before it; every
+    message is held to a length limit, not only the last."""
     if messages[-1].role != "user":
         raise ApiError(422, "validation_error", "messages: the last message must be the "
                        "user's question")
+    for n, message in enumerate(messages[:-1]):
+        if len(message.text()) > MAX_TURN_CHARS:
+            raise ApiError(422, "validation_error", f"messages.{n}: {len(message.text())} "
+                           f"characters, over the {MAX_TURN_CHARS} character limit of a "
+                           "message")
     question = check_question(service, messages[-1].text())
     history = [Turn(m.role, m.text()) for m in messages[:-1]
                if m.role in ("user", "assistant") and m.text().strip()]

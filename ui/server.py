@@ -22,22 +22,36 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
 
     from ui.api import create_api
     from ui.chat import CSS, build_chat
+    from ui.guard import AuthThrottle, BodyLimit, SameOrigin, UploadTracker
     from ui.service import ArticleService
+    from ui.uploads import UploadRegistry, remove_stale_upload_folders
 
+    remove_stale_upload_folders()
     service = ArticleService(components or build(settings))
     app = create_api(service)
     key = settings.api_key
+    uploads = UploadRegistry()
 
     def check_password(_user: str, password: str) -> bool:
         return key is not None and hmac.compare_digest(password.encode(),
                                                        key.get_secret_value().encode())
 
+    chat = build_chat(service, uploads)
     mounted: FastAPI = gr.mount_gradio_app(
-        app, build_chat(service), path="/", css=CSS, footer_links=[], ssr_mode=False,
+        app, chat, path="/", css=CSS, footer_links=[], ssr_mode=False,
         auth=check_password if key is not None else None,
         auth_message="Enter the server's API key (RAG_API_KEY) as the password.",
         max_file_size=int(settings.max_file_mb * 1_000_000), enable_monitoring=False,
         mcp_server=False, pwa=False)
+    # A mounted app never counts as launched, and then Gradio skips its own check that a
+    # file value names an upload (any server path was accepted, copied and served).
+    chat.has_launched = True
+    # Outermost first: the brake on guessing, the origin rule, the size limit, uploads.
+    mounted.add_middleware(UploadTracker, registry=uploads)
+    mounted.add_middleware(BodyLimit, request_bytes=settings.max_request_kb * 1024,
+                           upload_bytes=int(settings.max_upload_mb * 1_000_000))
+    mounted.add_middleware(SameOrigin, allowed=settings.allowed_origins)
+    mounted.add_middleware(AuthThrottle, per_minute=settings.auth_failures_per_minute)
     return mounted
 
 

@@ -7,12 +7,10 @@ thread pool.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -26,12 +24,12 @@ from index.types import IngestReport, ReadFailure
 from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
+from ui.jobs import Job, WriteQueue
 from ui.settings import Settings
+from ui.uploads import safe_filename
 from ui.wiring import Components, build_collection, split_options, write_lock
 
 log = logging.getLogger(__name__)
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
 @dataclass
@@ -59,23 +57,22 @@ class UploadReport:
 
     files: list[FileOutcome]
     report: IngestReport
+    collection: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         r = self.report
-        return {"files": [f.as_dict() for f in self.files],
+        return {"collection": self.collection, "files": [f.as_dict() for f in self.files],
                 "added": r.added, "unchanged": r.unchanged, "replaced": r.replaced,
                 "failed": r.failed, "passages": r.passages}
 
 
-def safe_filename(name: str) -> str:
-    """The base name of an uploaded file, reduced to harmless characters."""
-    base = Path(name.replace("\\", "/")).name
-    cleaned = _UNSAFE.sub("_", base).strip(" .") or "upload"
-    return cleaned[-120:]
-
-
 class ArticleService:
-    """Components per collection (the embedder loaded once and shared) and the operations."""
+    """Components per collection (the embedder loaded once and shared) and the operations.
+
+    Reads never create a collection (an unknown one is CollectionNotFound); writes do. Every
+    write is a job of one writer thread (:class:`ui.jobs.WriteQueue`), so no request thread
+    waits for the data folder's lock.
+    """
 
     def __init__(self, base: Components, max_collections: int = 8) -> None:
         self.base = base
@@ -83,13 +80,15 @@ class ArticleService:
         self._cache: OrderedDict[str, Components] = OrderedDict({self.default_collection: base})
         self._max = max_collections
         self._lock = threading.Lock()
+        self.writes = WriteQueue(base.settings.write_queue)
 
     @property
     def settings(self) -> Settings:
         return self.base.settings
 
-    def components(self, collection: str | None = None) -> Components:
-        """The components of a collection, built on first use; least recently used dropped."""
+    def components(self, collection: str | None = None, create: bool = False) -> Components:
+        """The components of a collection, built on first use; least recently used dropped.
+        Without ``create`` an unknown collection raises CollectionNotFound."""
         name = collection or self.default_collection
         with self._lock:
             found = self._cache.get(name)
@@ -97,7 +96,7 @@ class ArticleService:
                 self._cache.move_to_end(name)
                 return found
         # Outside the lock: opening a store can take a while.
-        built = build_collection(self.base, name)
+        built = build_collection(self.base, name, create=create)
         with self._lock:
             found = self._cache.setdefault(name, built)
             self._cache.move_to_end(name)
@@ -108,6 +107,10 @@ class ArticleService:
                     oldest = next(iter(self._cache))
                 del self._cache[oldest]
             return found
+
+    def collections(self) -> list[str]:
+        """The names of the collections in the store, sorted."""
+        return self.base.store.corpora()
 
     # -- questions -----------------------------------------------------------------------
 
@@ -131,21 +134,65 @@ class ArticleService:
         found = self.components(collection).store.articles()
         return sorted(found, key=lambda a: (a.title.lower(), a.id))
 
-    def remove(self, article_id: str, collection: str | None = None) -> bool:
-        with self._write_lock():
-            return self.components(collection).store.remove_article(article_id)
-
     def passage_count(self, collection: str | None = None) -> int:
         return self.components(collection).store.passage_count()
 
-    def ingest_files(self, files: Iterable[tuple[str, Path]], collection: str | None = None,
-                     progress: bool = False) -> UploadReport:
-        """Ingest saved uploads; ``files`` pairs the name the user gave with where it lies.
+    # -- writes: queued jobs ---------------------------------------------------------------
+
+    def submit_files(self, files: Sequence[tuple[str, Path]], collection: str | None = None,
+                     cleanup: Callable[[], None] | None = None) -> Job:
+        """Queue saved uploads for ingest; ``files`` pairs the name the user gave with where
+        it lies, ``cleanup`` removes them once the job is over (done, failed or refused).
 
         Each article's origin is the uploaded name, so uploading a changed file of the same
-        name replaces what the earlier one gave.
+        name replaces what the earlier one gave (records keep their own identity).
         """
         name = collection or self.default_collection
+        return self.writes.submit("ingest", name, lambda job: self._ingest_files(
+            job, files, name).as_dict(), cleanup)
+
+    def submit_records(self, records: Sequence[Any], collection: str | None = None) -> Job:
+        """Queue JSON records (``text`` or ``body``, optional title, url, source, ...)."""
+        name = collection or self.default_collection
+        return self.writes.submit("ingest", name, lambda job: self._ingest_records(
+            job, records, name).as_dict())
+
+    def submit_remove(self, article_id: str, collection: str | None = None) -> Job:
+        """Queue the removal of an article; the result says whether it was there."""
+        name = collection or self.default_collection
+
+        def run(job: Job) -> dict[str, Any]:
+            with self._write_lock(job):
+                removed = self.components(name).store.remove_article(article_id)
+            return {"collection": name, "id": article_id, "removed": removed}
+
+        return self.writes.submit("remove", name, run)
+
+    def job(self, job_id: str) -> Job | None:
+        return self.writes.get(job_id)
+
+    def ingest_files(self, files: Sequence[tuple[str, Path]], collection: str | None = None,
+                     cleanup: Callable[[], None] | None = None) -> UploadReport:
+        """Queue an ingest and wait for it (in-process callers: the chat, tests)."""
+        return _report(self._finished(self.submit_files(files, collection, cleanup)))
+
+    def ingest_records(self, records: Sequence[Any],
+                       collection: str | None = None) -> UploadReport:
+        return _report(self._finished(self.submit_records(records, collection)))
+
+    def remove(self, article_id: str, collection: str | None = None) -> bool:
+        return bool(self._finished(self.submit_remove(article_id, collection))["removed"])
+
+    @staticmethod
+    def _finished(job: Job) -> dict[str, Any]:
+        job.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def _ingest_files(self, job: Job, files: Sequence[tuple[str, Path]],
+                      collection: str) -> UploadReport:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
         outcomes: list[FileOutcome] = []
         results: list[ReadResult] = []
@@ -153,52 +200,84 @@ class ArticleService:
             shown = safe_filename(given)
             outcome = FileOutcome(shown)
             outcomes.append(outcome)
-            for result in read_file(path, max_bytes):
+            for result in read_file(path, max_bytes, origin=f"upload:{collection}/{shown}",
+                                    where=shown):
                 if isinstance(result, ReadFailure):
-                    where = result.where.replace(str(path), shown)
-                    outcome.errors.append(f"{where}: {result.reason}")
-                    results.append(ReadFailure(where, result.reason))
+                    outcome.errors.append(str(result))
                 else:
                     outcome.articles += 1
-                    results.append(dataclasses.replace(
-                        result, origin=f"upload:{name}/{shown}",
-                        source=result.source.replace(str(path), shown)))  # not the temp path
-        return UploadReport(outcomes, self._ingest(results, collection, progress))
+                results.append(result)
+        report = self._ingest(job, results, collection)
+        by_origin = {f"upload:{collection}/{o.name}": o for o in outcomes}
+        for duplicate in report.duplicates:
+            _skipped(by_origin.get(duplicate.origin, outcomes[-1]), duplicate)
+        return UploadReport(outcomes, report, collection)
 
-    def ingest_records(self, records: Sequence[Any],
-                       collection: str | None = None) -> UploadReport:
-        """Ingest JSON records (``text`` or ``body``, optional title, url, source, ...)."""
+    def _ingest_records(self, job: Job, records: Sequence[Any],
+                        collection: str) -> UploadReport:
         outcome = FileOutcome("records")
         results: list[ReadResult] = []
         for i, record in enumerate(records):
-            result = record_to_article(record, f"upload record {i}")
+            result = record_to_article(record, f"record {i + 1}")
             if isinstance(result, ReadFailure):
                 outcome.errors.append(str(result))
             else:
                 outcome.articles += 1
             results.append(result)
-        return UploadReport([outcome], self._ingest(results, collection, False))
+        report = self._ingest(job, results, collection)
+        for duplicate in report.duplicates:
+            _skipped(outcome, duplicate)
+        return UploadReport([outcome], report, collection)
 
-    def _ingest(self, results: list[ReadResult], collection: str | None,
-                progress: bool) -> IngestReport:
-        parts = self.components(collection)
-        with self._write_lock():
+    def _ingest(self, job: Job, results: list[ReadResult], collection: str) -> IngestReport:
+        def advance(done: int, total: int) -> None:
+            job.progress = (done, total)
+
+        with self._write_lock(job):
+            parts = self.components(collection, create=True)
             report = ingest_results(results, parts.store, parts.embedder,
-                                    options=split_options(self.settings), progress=progress)
-        log.info("upload to %r: %s", parts.settings.collection, report.summary())
+                                    options=split_options(self.settings), progress=False,
+                                    on_progress=advance)
+        log.info("upload to %r: %s", collection, report.summary())
         return report
 
-    def _write_lock(self) -> WriteLock:
-        """The data folder's writer lock: uploads take turns with `rag ingest` and each other."""
-        return write_lock(self.settings, on_wait=lambda msg: log.info("upload: %s", msg))
+    def _write_lock(self, job: Job) -> WriteLock:
+        """The data folder's writer lock: uploads take turns with `rag ingest`; while it is
+        busy the job says so."""
+        def waiting(message: str) -> None:
+            job.note = message
+            log.info("upload: %s", message)
+
+        return write_lock(self.settings, on_wait=waiting)
 
     # -- health --------------------------------------------------------------------------
 
     def health(self, collection: str | None = None) -> dict[str, Any]:
-        """Store reachability and counts; raises StoreError when the store cannot be used."""
+        """Store reachability, writability and counts; raises StoreError when the store
+        cannot be used."""
         parts = self.components(collection)
-        return {"status": "ok", "collection": parts.settings.collection,
-                "store": {"reachable": True, "passages": parts.store.passage_count(),
-                          "articles": parts.store.article_count()},
+        problem = parts.store.write_problem()
+        store: dict[str, Any] = {"reachable": True, "writable": problem is None,
+                                 "passages": parts.store.passage_count(),
+                                 "articles": parts.store.article_count()}
+        if problem:
+            store["problem"] = problem
+        return {"status": "ok" if problem is None else "degraded",
+                "collection": parts.settings.collection, "store": store,
                 "embedder": parts.embedder.name, "answerer": parts.answerer_description,
-                "retrieval": parts.assistant.retriever.name}
+                "retrieval": parts.assistant.retriever.name,
+                "writes_waiting": self.writes.waiting()}
+
+
+def _report(result: dict[str, Any]) -> UploadReport:
+    files = [FileOutcome(f["name"], f["articles"], list(f["errors"])) for f in result["files"]]
+    report = IngestReport(added=result["added"], unchanged=result["unchanged"],
+                          replaced=result["replaced"], passages=result["passages"])
+    report.failures = [ReadFailure(e, "") for f in files for e in f.errors]
+    return UploadReport(files, report, result["collection"])
+
+
+def _skipped(outcome: FileOutcome, duplicate: ReadFailure) -> None:
+    """A record read but skipped at ingest (its id repeats another's) is an error of its file."""
+    outcome.errors.append(str(duplicate))
+    outcome.articles = max(0, outcome.articles - 1)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_API_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -42,14 +44,29 @@ class Settings(BaseSettings):
                                "(0: all cores).")
     log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING).")
     api_key: SecretStr | None = Field(None, description="Bearer token required by the HTTP API "
-                                      "(/api, /v1) and as the chat page's password; unset: "
-                                      "open.")
+                                      "(/api, /v1, /docs) and as the chat page's password; "
+                                      f"unset: open; set: at least {MIN_API_KEY_CHARS} "
+                                      "characters.")
     max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longest question the "
                                     "API and chat accept, in characters.")
-    max_request_kb: int = Field(256, ge=1, description="Largest JSON request body the API "
-                                "accepts, in KB (uploads are limited by RAG_MAX_FILE_MB).")
+    max_request_kb: int = Field(1024, ge=1, description="Largest request body any route "
+                                "accepts (the API's JSON, the chat's own requests), in KB; "
+                                "file uploads are limited by RAG_MAX_UPLOAD_MB instead.")
     max_upload_files: int = Field(20, ge=1, le=1000, description="Most files one upload "
                                   "request may carry.")
+    max_upload_mb: float = Field(100.0, gt=0, description="Largest upload request (all its "
+                                 "files together), in MB; refused from its Content-Length "
+                                 "before anything is read.")
+    write_queue: int = Field(16, ge=1, le=10_000, description="Most uploads and removals "
+                             "waiting to be written; when full, new ones get 503 with "
+                             "Retry-After.")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Other web origins (e.g. https://app.example.org) "
+        "whose pages may send state-changing requests; the server's own origin is always "
+        "allowed. Comma-separated or a JSON list.")
+    auth_failures_per_minute: int = Field(20, ge=1, description="Failed logins or wrong "
+                                          "bearer tokens one client address may make in a "
+                                          "minute before it gets 429 for the rest of it.")
     llm_backend: Literal["auto", "extractive", "openai", "openai-compatible", "llama-cpp"] = (
         Field("auto", description="Who writes answers. 'auto': llama-cpp if llm_model_path is "
               "set, else openai-compatible if llm_base_url is set, else openai if "
@@ -103,6 +120,27 @@ class Settings(BaseSettings):
                                 "before giving up; 0 fails at once.")
 
 
+    @field_validator("api_key")
+    @classmethod
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        """An empty or short key would leave the server open or guessable: refuse it."""
+        if key is not None and len(key.get_secret_value()) < MIN_API_KEY_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_API_KEY_CHARS} characters (it has "
+                f"{len(key.get_secret_value())}); make one with: python -c \"import secrets; "
+                "print(secrets.token_urlsafe(24))\", or unset it to run without a key")
+        return key
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+            return [str(v).strip().rstrip("/") for v in items if str(v).strip()]
+        return value
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from a TOML/JSON file (if given), then ``RAG_*`` variables, then overrides.
 
@@ -115,4 +153,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         env_set = Settings().model_fields_set
         values = {k: v for k, v in values.items() if k not in env_set}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError("; ".join(
+            f"RAG_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            f"{str(e['msg']).removeprefix('Value error, ')}" for e in exc.errors())) from None
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names it (RAG_...)."""

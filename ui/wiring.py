@@ -40,10 +40,13 @@ def embedder_name(settings: Settings) -> str:
     return MINILM_NAME
 
 
-def build_store(settings: Settings) -> PassageStore:
+def build_store(settings: Settings, create: bool = True) -> PassageStore:
+    """The store of ``settings.collection``; without ``create`` a missing one is an error."""
     client = open_client(settings.data_dir, settings.chroma_url)
     where = settings.chroma_url or str(settings.data_dir)
-    return PassageStore(client, settings.collection, embedder_name(settings), where=where)
+    return PassageStore(client, settings.collection, embedder_name(settings), where=where,
+                        create=create,
+                        data_dir=None if settings.chroma_url else settings.data_dir)
 
 
 def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
@@ -80,9 +83,10 @@ class Components:
 
 
 def build(settings: Settings, embedder: Embedder | None = None,
-          environ: Mapping[str, str] | None = None) -> Components:
-    """Build everything; pass ``embedder`` to share one already loaded (the server does)."""
-    store = build_store(settings)
+          environ: Mapping[str, str] | None = None, create: bool = True) -> Components:
+    """Build everything; pass ``embedder`` to share one already loaded (the server does).
+    Without ``create`` a missing collection is an error (reads never create one)."""
+    store = build_store(settings, create=create)
     embedder = embedder or build_embedder(settings)
     checker = CitationChecker(embedder)
     answerer, condenser, description = build_answerer(settings, embedder, environ)
@@ -93,10 +97,10 @@ def build(settings: Settings, embedder: Embedder | None = None,
     return Components(settings, store, embedder, assistant, description)
 
 
-def build_collection(base: Components, collection: str) -> Components:
+def build_collection(base: Components, collection: str, create: bool = False) -> Components:
     """The same components on another collection, sharing the loaded embedder and model."""
     settings = base.settings.model_copy(update={"collection": collection})
-    store = build_store(settings)
+    store = build_store(settings, create=create)
     old = base.assistant
     assistant = Assistant(build_retriever(settings, store, base.embedder), old.answerer,
                           old.checker, settings.top_k, old.condenser)

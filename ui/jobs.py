@@ -1,0 +1,127 @@
+"""Writes as jobs: uploads and removals wait in a bounded queue, not in request threads.
+
+A write may wait minutes for the data folder's lock (another `rag ingest` holds it). A
+request thread waiting that long is one fewer for questions: 45 waiting uploads once left
+none and every query timed out. So a write is queued and done by one writer thread; the
+client gets a job id at once (and may wait for it without holding a thread), and a full
+queue answers "busy, retry later" instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+class QueueFull(RuntimeError):
+    """Too many writes are waiting; the client should retry later."""
+
+
+@dataclass
+class Job:
+    """One queued write and, once done, its result or its error."""
+
+    id: str
+    kind: str  # "ingest" or "remove"
+    collection: str
+    run: Callable[[Job], dict[str, Any]] = field(repr=False)
+    cleanup: Callable[[], None] | None = field(default=None, repr=False)
+    status: JobStatus = "queued"
+    note: str = ""  # what it is waiting for, e.g. another writer holding the lock
+    progress: tuple[int, int] = (0, 0)  # passages embedded, of total
+    result: dict[str, Any] | None = None
+    error: BaseException | None = None
+    queued_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has finished (True) or ``timeout`` passed (False)."""
+        return self._done.wait(timeout)
+
+    def finish(self, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        self.result, self.error = result, error
+        self.status = "failed" if error is not None else "done"
+        self.finished_at = time.time()
+        self.note = ""
+        self._done.set()
+
+
+class WriteQueue:
+    """At most ``capacity`` waiting jobs, done one at a time by one daemon thread.
+
+    Finished jobs are remembered (the newest ``keep``) so their status can be asked for.
+    """
+
+    def __init__(self, capacity: int, keep: int = 1000) -> None:
+        self.capacity = capacity
+        self._queue: queue.Queue[Job] = queue.Queue()
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, kind: str, collection: str, run: Callable[[Job], dict[str, Any]],
+               cleanup: Callable[[], None] | None = None) -> Job:
+        """Queue a write; raises QueueFull (after running ``cleanup``) when no room is left."""
+        with self._lock:
+            if self.waiting() >= self.capacity:
+                if cleanup is not None:
+                    cleanup()
+                raise QueueFull(f"{self.waiting()} writes are already waiting (the most "
+                                "RAG_WRITE_QUEUE allows); try again shortly")
+            job = Job(secrets.token_hex(16), kind, collection, run, cleanup)
+            self._jobs[job.id] = job
+            while len(self._jobs) > self._keep + self.capacity:
+                oldest = next(iter(self._jobs.values()))
+                if not oldest.finished:
+                    break
+                self._jobs.popitem(last=False)
+            self._queue.put(job)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="rag-writer",
+                                                daemon=True)
+                self._thread.start()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def waiting(self) -> int:
+        """Jobs queued and not yet started."""
+        return self._queue.qsize()
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            job.status, job.started_at = "running", time.time()
+            result: dict[str, Any] | None = None
+            error: BaseException | None = None
+            try:
+                result = job.run(job)
+            except Exception as exc:  # the job's error is its result; the writer goes on
+                log.warning("%s job %s failed: %s", job.kind, job.id, exc)
+                error = exc
+            if job.cleanup is not None:  # before finishing: a waiter sees the files gone
+                try:
+                    job.cleanup()
+                except OSError as exc:
+                    log.warning("cleanup after job %s failed: %s", job.id, exc)
+            job.finish(result, error)
