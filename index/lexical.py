@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from index.store import PassageStore
+from index.store import PassageStore, full_error
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,15 @@ class LexicalIndex:
 
     def _rebuild(self, stamp: str) -> _Built:
         """Index every stored passage (title + text, as embedded) and save it atomically."""
+        try:
+            return self._build_and_save(stamp)
+        except OSError as exc:
+            full = full_error(self.folder.parent, exc)
+            if full is not None:
+                raise full from exc
+            raise
+
+    def _build_and_save(self, stamp: str) -> _Built:
         import bm25s
 
         passages = list(self._store.all_passages())

@@ -48,8 +48,9 @@ def valid_collection_name(name: str) -> bool:
     return bool(_NAME.match(name)) and ".." not in name and "__" not in name and not (
         _IPV4.match(name))
 _PAGE = 5000
-# Below this much free space a write cannot be trusted to finish (Chroma compacts in place).
-_MIN_FREE_BYTES = 1_000_000
+# Below this much free space a write cannot be trusted to finish: Chroma compacts its log
+# into its segments in place, and a failed compaction stops reads too until space is freed.
+MIN_FREE_BYTES = 32_000_000
 _WRITE_TOKEN = "write_token"
 
 
@@ -376,12 +377,18 @@ def disk_full(data_dir: Path | None, exc: BaseException | None = None) -> str | 
         free = shutil.disk_usage(data_dir).free
     except OSError:
         return None
-    return _full_message(data_dir) if free < _MIN_FREE_BYTES else None
+    return _full_message(data_dir) if free < MIN_FREE_BYTES else None
 
 
 def _full_message(where: Path) -> str:
-    return (f"no space left on device ({where}): free some disk space there (or move "
-            "RAG_DATA_DIR), then run the command again; articles stored so far are kept")
+    return (f"no space left on device ({where}): the store needs {MIN_FREE_BYTES // 10**6} "
+            "MB free; free some disk space there (or move RAG_DATA_DIR) and run the command "
+            "again; articles stored so far are kept")
+
+
+def full_error(where: Path, exc: OSError) -> StoreFull | None:
+    """StoreFull for an ENOSPC raised while writing under ``where``, else None."""
+    return StoreFull(_full_message(where)) if exc.errno == errno.ENOSPC else None
 
 
 def _base_metadata(article: Article) -> dict[str, Any]:

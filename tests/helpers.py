@@ -173,3 +173,69 @@ def probe_store(data_dir: Path, collection: str = "articles") -> dict[str, dict[
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     probed: dict[str, dict[str, int]] = json.loads(done.stdout)
     return probed
+
+
+class RagServe:
+    """`rag serve` in a process of its own on a free loopback port, as a user starts it."""
+
+    def __init__(self, data_dir: Path, log: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.env = rag_env(data_dir, **env)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> RagServe:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [str(BIN / "rag"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"rag serve exited: {self.log.read_text()[-2000:]}")
+            try:
+                httpx.get(f"{self.url}/api/health", timeout=2)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"rag serve did not answer within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def gradio_call(base: str, api_name: str, data: list[object],
+                client: httpx.Client | None = None) -> dict[str, object]:
+    """Call a chat event the way the page does: join Gradio's queue, read its event stream
+    until the call completes; returns the completion message."""
+    http = client or httpx.Client(timeout=120)
+    config = http.get(f"{base}/config").json()
+    index, dependency = next((i, d) for i, d in enumerate(config["dependencies"])
+                             if d.get("api_name") == api_name)
+    session = os.urandom(6).hex()
+    joined = http.post(f"{base}/gradio_api/queue/join", json={
+        "data": data, "fn_index": index, "session_hash": session, "event_data": None,
+        "trigger_id": dependency["targets"][0][0]})
+    assert joined.status_code == 200, joined.text
+    with http.stream("GET", f"{base}/gradio_api/queue/data",
+                     params={"session_hash": session}) as events:
+        for line in events.iter_lines():
+            if line.startswith("data:"):
+                message: dict[str, object] = json.loads(line[5:])
+                if message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError("the chat call never completed")
+
+
+def file_value(path: str, name: str = "") -> dict[str, object]:
+    """A Gradio file value naming ``path`` (what a client sends after an upload)."""
+    return {"path": path, "orig_name": name or Path(path).name,
+            "meta": {"_type": "gradio.FileData"}}

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -41,3 +45,29 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     for name, field in Settings.model_fields.items():
         assert f"`RAG_{name.upper()}`" in readme, f"RAG_{name.upper()} missing from README"
         assert field.description, f"{name} has no description"
+
+
+OPTIONAL = {"llama_cpp": "local"}  # imported only when the local model is configured
+
+
+def _requirement_name(requirement: str) -> str:
+    name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_runtime_import_is_a_declared_dependency() -> None:
+    """An older pip that ignores an extra (lxml[html_clean]) must still install all we
+    import: each third-party module the app imports is named in pyproject itself."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_requirement_name(r) for r in project["dependencies"]}
+    extras = {extra: {_requirement_name(r) for r in reqs}
+              for extra, reqs in project["optional-dependencies"].items()}
+    owners = importlib.metadata.packages_distributions()
+    modules = set().union(*(_imports(p) for layer in LAYERS
+                            for p in (ROOT / layer).rglob("*.py")))
+    for module in sorted(modules - set(LAYERS) - set(sys.stdlib_module_names)):
+        names = {_requirement_name(d) for d in owners.get(module, [])}
+        assert names, f"{module} is imported but no installed package provides it"
+        wanted = extras[OPTIONAL[module]] if module in OPTIONAL else declared
+        assert names & wanted, f"{module} (from {sorted(names)}) is not in pyproject"
+    assert "lxml-html-clean" in declared  # trafilatura's HTML cleaner, found only at run time

@@ -82,7 +82,7 @@ def test_readme_curl_examples_work_as_written(rag_serve: str) -> None:
     assert answer["citations"]
     events, _, upload = out[end:].rpartition("\n\n")
     assert events.count("event: answer") == 1
-    assert json.loads(upload)["files"][0]["status"] == "ok"
+    assert json.loads(upload)["result"]["files"][0]["status"] == "ok"
 
 
 def test_readme_openai_example_works_as_written(rag_serve: str) -> None:

@@ -195,9 +195,9 @@ class RecordsRequest(BaseModel):
 class StoreHealth(BaseModel):
     reachable: bool
     writable: bool | None = None
-    problem: str | None = None
-    passages: int
-    articles: int
+    problem: str | None = Field(None, description="Why the store cannot be written.")
+    passages: int | None = None
+    articles: int | None = None
 
 
 class Health(BaseModel):

@@ -19,7 +19,7 @@ from typing import Any
 from index.ingest import ingest_results
 from index.lock import WriteLock
 from index.readers import ReadResult, read_file, record_to_article
-from index.store import StoredArticle
+from index.store import StoredArticle, StoreFull
 from index.types import IngestReport, ReadFailure
 from rag.answerers import Turn
 from rag.filters import Filters
@@ -257,9 +257,13 @@ class ArticleService:
         cannot be used."""
         parts = self.components(collection)
         problem = parts.store.write_problem()
-        store: dict[str, Any] = {"reachable": True, "writable": problem is None,
-                                 "passages": parts.store.passage_count(),
-                                 "articles": parts.store.article_count()}
+        store: dict[str, Any] = {"reachable": True, "writable": problem is None}
+        try:
+            store.update(passages=parts.store.passage_count(),
+                         articles=parts.store.article_count())
+        except StoreFull as exc:  # a failed compaction stops reads until space is freed
+            problem = str(exc)
+            store.update(writable=False)
         if problem:
             store["problem"] = problem
         return {"status": "ok" if problem is None else "degraded",
