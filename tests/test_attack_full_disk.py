@@ -32,5 +32,6 @@ def test_a_full_disk_is_named_and_survived(tmp_path: Path) -> None:
     if status == 507:
         assert body["error"]["code"] == "store_full"
     code, stdout, stderr = steps["freed"]
+    assert "40 added" in stdout
     assert code == 0, stderr
     assert steps["listed"] == 41  # the sample article and all 40 others: nothing lost
