@@ -121,6 +121,9 @@ def test_rag_ask_filters_by_source_and_rejects_a_bad_date(
     assert main([*data, "ask", "--json", "--until", "2022-06-10", "Harbour?"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {p["article_id"] for p in result["passages"]} == {"a"}
+    assert main([*data, "ask", "--json", "--exclude", "a", "Harbour?"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {p["article_id"] for p in result["passages"]} == {"b"}
     assert main([*data, "ask", "--since", "June 1", "Harbour?"]) == 2
 
 

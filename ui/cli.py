@@ -252,6 +252,9 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
                    help="only passages from this source (repeatable), e.g. www.cnn.com")
     p.add_argument("--article", action="append", default=[], metavar="ID",
                    help="only passages of this article id (repeatable; see rag list)")
+    p.add_argument("--exclude", action="append", default=[], metavar="ID",
+                   help="never use this article id: answer as if it were not stored "
+                   "(repeatable)")
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles published on or after")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles published on or before")
 
@@ -274,6 +277,7 @@ def _filters(args: argparse.Namespace) -> Filters | None:
 
     try:
         filters = Filters(sources=args.source, article_ids=args.article,
+                          exclude_article_ids=args.exclude,
                           published_from=args.since, published_to=args.until)
     except ValidationError as exc:
         raise ValueError("--since/--until take dates as YYYY-MM-DD") from exc
