@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from index.embedder import Embedder
 from index.ingest import ingest_paths
 from rag.eval import EvalQuestion, EvalReport, evaluate
 from ui.settings import Settings
@@ -26,12 +27,14 @@ def eval_collection(settings: Settings, articles: Path) -> str:
     return f"{settings.collection[:30]}-eval-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def open_eval(settings: Settings, articles: Path | None, progress: bool = False) -> Components:
+def open_eval(settings: Settings, articles: Path | None, progress: bool = False,
+              embedder: Embedder | None = None) -> Components:
     """Components on the eval collection of ``articles`` (ingested first: unchanged articles
-    are skipped, so a second run costs a read of the file), or on the settings' collection."""
+    are skipped, so a second run costs a read of the file), or on the settings' collection.
+    Pass ``embedder`` to share a loaded model across collections."""
     if articles is not None:
         settings = settings.model_copy(update={"collection": eval_collection(settings, articles)})
-    components = build(settings)
+    components = build(settings, embedder=embedder)
     if articles is not None:
         report = ingest_paths([articles], components.store, components.embedder,
                               max_bytes=int(settings.max_file_mb * 1_000_000),

@@ -1,0 +1,38 @@
+"""`python -m bench.answer_eval` on our own set: real ingest, real assistant, one table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.answer_eval import COLUMNS, main
+from rag.eval import METRIC_KEYS
+
+
+def test_answer_eval_measures_every_part_and_reuses_its_collection(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(tmp_path), "--sets", "own", "--json", "-q"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    own = first["sets"]["own"]
+    assert set(own["parts"]) == {"seed_questions", "followups", "all"}
+    for part in own["parts"].values():
+        assert tuple(part["metrics"]) == METRIC_KEYS
+        assert part["cpu_s"] >= 0 and part["wall_s"] > 0 and part["load"] is not None
+    merged = own["parts"]["all"]["metrics"]
+    assert merged["n_questions"] == 41 and merged["followup_accuracy"] is not None
+    assert merged["false_answer_rate"] is not None and merged["hits@5"] is not None
+    assert first["use_dates"] and first["answerer"].startswith("extractive")
+
+    assert main(["--data-dir", str(tmp_path), "--sets", "own", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert f"`{own['collection']}`" in printed and f"({own['passages']} passages" in printed
+    header = next(line for line in printed.splitlines() if line.startswith("| part"))
+    assert all(column in header for column in COLUMNS)
+    assert (tmp_path / "answer-sets" / "own" / "followups.jsonl").is_file()
+
+
+def test_answer_eval_refuses_an_unknown_set(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--data-dir", str(tmp_path), "--sets", "own,nope"])
