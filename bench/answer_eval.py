@@ -2,6 +2,7 @@
 
     python -m bench.answer_eval --data-dir /work/evaldata [--sets dev,2025,own]
         [--ignore-dates] [--top-k N] [--json]
+    python -m bench.answer_eval --tables-from saved.json   # the tables of an earlier run
 
 The sets are (re)written by ``bench.answer_sets`` under ``DATA_DIR/answer-sets`` (cheap), then
 each corpus is opened as ``rag eval --articles`` opens it: one collection per articles file
@@ -22,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -31,7 +33,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench.answer_sets import AnswerSet, write_sets
+from bench.answer_sets import ROOT, AnswerSet, write_sets
 from rag.eval import EvalQuestion, EvalReport, load_questions
 from ui.evaluation import open_eval, run_eval
 from ui.settings import Settings, load_settings
@@ -130,7 +132,7 @@ def _cell(value: object) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, required=True,
+    parser.add_argument("--data-dir", type=Path,
                         help="persistent data folder: one collection per corpus, reused")
     parser.add_argument("--sets", default="dev,2025,own",
                         help="comma-separated sets: dev, 2025, own (default: all three)")
@@ -139,23 +141,45 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=None,
                         help="passages given to the answerer (default: RAG_TOP_K)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--tables-from", type=Path, metavar="FILE.json",
+                        help="print the tables of an earlier --json run and stop")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
+    if args.data_dir is None and args.tables_from is None:
+        parser.error("--data-dir is required")
     unknown = set(args.sets.split(",")) - {"dev", "2025", "own"}
     if unknown:
         parser.error(f"unknown sets {sorted(unknown)}: choose from dev, 2025, own")
     return args
 
 
+def print_tables(saved: dict[str, Any]) -> None:
+    for name, result in saved["sets"].items():
+        print(table(name, result) + "\n")
+
+
+def commit() -> str | None:
+    """The checkout's commit, so a saved run says which code it measured."""
+    try:
+        done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.tables_from:
+        print_tables(json.loads(args.tables_from.read_text(encoding="utf-8")))
+        return 0
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="answer_eval: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "chromadb", "urllib3", "httpcore", "bm25s", "rag", "ui", "index"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings(None, data_dir=args.data_dir)
     sets = write_sets(args.data_dir / "answer-sets", args.sets.split(","))
-    out: dict[str, Any] = {"use_dates": not args.ignore_dates,
+    out: dict[str, Any] = {"commit": commit(), "use_dates": not args.ignore_dates,
                            "top_k": args.top_k or settings.top_k,
                            "retriever": settings.retriever, "sets": {}}
     components: Components | None = None

@@ -32,6 +32,11 @@ def test_answer_eval_measures_every_part_and_reuses_its_collection(
     assert all(column in header for column in COLUMNS)
     assert (tmp_path / "answer-sets" / "own" / "followups.jsonl").is_file()
 
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(first), encoding="utf-8")
+    assert main(["--tables-from", str(saved)]) == 0
+    assert header in capsys.readouterr().out
+
 
 def test_answer_eval_refuses_an_unknown_set(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
