@@ -1,7 +1,7 @@
 """One command that measures the answers on every answer dev set, before and after a change.
 
     python -m bench.answer_eval --data-dir /work/evaldata [--sets dev,2025,own]
-        [--ignore-dates] [--top-k N] [--json]
+        [--ignore-dates] [--top-k N] [--json] [--rows rows.jsonl]
     python -m bench.answer_eval --tables-from saved.json   # the tables of an earlier run
 
 The sets are (re)written by ``bench.answer_sets`` under ``DATA_DIR/answer-sets`` (cheap), then
@@ -89,11 +89,12 @@ def measure_set(found: AnswerSet, components: Components, use_dates: bool,
     for part, path in found.parts.items():
         report, cost = run_part(components, load_questions(path), top_k, use_dates,
                                 f"{found.name}/{part}", show)
-        parts[part] = {"metrics": report.metrics(), **cost.as_dict()}
+        parts[part] = {"metrics": report.metrics(), **cost.as_dict(),
+                       "rows": [o.row() for o in report.outcomes]}
         reports.append(report)
         total += cost
     merged = EvalReport([o for r in reports for o in r.outcomes])
-    parts["all"] = {"metrics": merged.metrics(), **total.as_dict()}
+    parts["all"] = {"metrics": merged.metrics(), **total.as_dict(), "rows": []}
     return {"collection": components.settings.collection,
             "articles": str(found.articles),
             "passages": components.store.passage_count(), "parts": parts}
@@ -141,6 +142,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=None,
                         help="passages given to the answerer (default: RAG_TOP_K)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--rows", type=Path, metavar="FILE.jsonl",
+                        help="also write one line per question (set, part, verdicts, the "
+                        "answer) to compare runs row by row")
     parser.add_argument("--tables-from", type=Path, metavar="FILE.json",
                         help="print the tables of an earlier --json run and stop")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -191,9 +195,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         out["sets"][name] = {**result, "open_and_ingest": ingest}
         if not args.json:
             print(table(name, result) + "\n", flush=True)
+    if args.rows:
+        write_rows(args.rows, out)
+    for result in out["sets"].values():
+        for row in result["parts"].values():
+            del row["rows"]
     if args.json:
         print(json.dumps(out))
     return 0
+
+
+def write_rows(path: Path, out: dict[str, Any]) -> None:
+    with path.open("w", encoding="utf-8") as rows:
+        for name, result in out["sets"].items():
+            for part, found in result["parts"].items():
+                for row in found["rows"]:
+                    rows.write(json.dumps({"set": name, "part": part, **row},
+                                          ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

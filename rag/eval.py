@@ -82,6 +82,20 @@ class Outcome:
     unanswerable: bool = False
     latency_ms: float = 0.0
     cited_checked: bool = False
+    question_id: str = ""
+    answer: Answer | None = None  # kept so a run can be compared row by row with another
+
+    def row(self) -> dict[str, Any]:
+        """What a per-row dump shows: the verdicts and what the assistant said."""
+        a = self.answer
+        return {"id": self.question_id, "answered": self.answered, "refused": self.refused,
+                "abstained": self.abstained if a else None, "unanswerable": self.unanswerable,
+                "short_answered": self.short_answered, "gold_rank": self.gold_rank,
+                "answer_in_top5": self.answer_in_top5,
+                "answer": a.answer if a else None, "short_answer": a.short_answer if a else None,
+                "abstain_reason": a.abstain_reason if a else None,
+                "condensed_question": a.condensed_question if a else None,
+                "cited": [c.article_id for c in a.citations] if a else []}
 
 
 @dataclass
@@ -209,7 +223,7 @@ def judge(question: EvalQuestion, ranked: Sequence[RetrievedPassage], answer: An
     wrong for an answerable row (an over-refusal) and right for an unanswerable one.
     """
     outcome = Outcome(latency_ms=latency_ms, unanswerable=question.unanswerable,
-                      followup=bool(question.history))
+                      followup=bool(question.history), question_id=question.id, answer=answer)
     if question.gold and not question.unanswerable:
         outcome.has_gold = True
         outcome.gold_rank = next((i for i, p in enumerate(ranked[:10], start=1)

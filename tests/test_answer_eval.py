@@ -13,8 +13,14 @@ from rag.eval import METRIC_KEYS
 
 def test_answer_eval_measures_every_part_and_reuses_its_collection(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--data-dir", str(tmp_path), "--sets", "own", "--json", "-q"]) == 0
+    rows = tmp_path / "rows.jsonl"
+    assert main(["--data-dir", str(tmp_path), "--sets", "own", "--json", "-q",
+                 "--rows", str(rows)]) == 0
     first = json.loads(capsys.readouterr().out)
+    dumped = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert len(dumped) == 41 and {r["part"] for r in dumped} == {"seed_questions", "followups"}
+    assert all(r["abstained"] is not None and r["id"] for r in dumped)
+    assert any(r["condensed_question"] for r in dumped if r["part"] == "followups")
     own = first["sets"]["own"]
     assert set(own["parts"]) == {"seed_questions", "followups", "all"}
     for part in own["parts"].values():
