@@ -179,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="answer_eval: %(message)s", stream=sys.stderr)
+    import bm25s  # noqa: F401  # it sets its logger to DEBUG on import: import it first
+
     for noisy in ("httpx", "chromadb", "urllib3", "httpcore", "bm25s", "rag", "ui", "index"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = load_settings(None, data_dir=args.data_dir)

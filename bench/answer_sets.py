@@ -17,8 +17,10 @@ writes, for each shared set (``dev``: realtimeqa-dev, ``2025``: realtimeqa-2025)
   other articles).
 
 and ``DIR/own/``: ``articles.jsonl`` (the seed article plus our test articles),
-``seed_questions.jsonl`` and ``followups.jsonl``. ``DIR/sets.json`` names each set's articles
-file and question files, for ``bench/answer_eval.py``.
+``seed_questions.jsonl`` (about the seed article), ``article_questions.jsonl`` (single
+questions about our test articles) and ``followups.jsonl`` (dialogues about both).
+``DIR/sets.json`` names each set's articles file and question files, for
+``bench/answer_eval.py``.
 
 Negatives reuse the positives' collection: excluding is a retrieval filter, not a second corpus.
 """
@@ -40,6 +42,7 @@ SHARED_SETS = {"dev": "realtimeqa-dev", "2025": "realtimeqa-2025"}
 ANSWER_DATA = ROOT / "bench" / "answer_data"
 SEED_ARTICLE = ROOT / "examples" / "articles" / "aleppo-un-russia-2016.txt"
 SEED_ID = "aleppo-un-russia-2016"
+OWN_PARTS = ("seed_questions", "article_questions", "followups")
 # Published on the Monday after the Security Council's Sunday meeting ("yesterday").
 SEED_META = {"id": SEED_ID, "source": "Financial Times", "published": "2016-09-26", "url": ""}
 
@@ -140,7 +143,7 @@ def write_own_set(out: Path) -> AnswerSet:
     target = out / "own"
     return AnswerSet("own", write_jsonl(target / "articles.jsonl", own_articles()), {
         part: write_jsonl(target / f"{part}.jsonl", read_jsonl(ANSWER_DATA / f"{part}.jsonl"))
-        for part in ("seed_questions", "followups")})
+        for part in OWN_PARTS})
 
 
 def write_sets(out: Path, names: Sequence[str] = ("dev", "2025", "own"),

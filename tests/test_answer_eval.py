@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.answer_eval import COLUMNS, main
+from bench.answer_sets import OWN_PARTS
 from rag.eval import METRIC_KEYS
 
 
@@ -18,16 +19,16 @@ def test_answer_eval_measures_every_part_and_reuses_its_collection(
                  "--rows", str(rows)]) == 0
     first = json.loads(capsys.readouterr().out)
     dumped = [json.loads(line) for line in rows.read_text().splitlines()]
-    assert len(dumped) == 41 and {r["part"] for r in dumped} == {"seed_questions", "followups"}
+    assert len(dumped) == 60 and {r["part"] for r in dumped} == set(OWN_PARTS)
     assert all(r["abstained"] is not None and r["id"] for r in dumped)
     assert any(r["condensed_question"] for r in dumped if r["part"] == "followups")
     own = first["sets"]["own"]
-    assert set(own["parts"]) == {"seed_questions", "followups", "all"}
+    assert set(own["parts"]) == {*OWN_PARTS, "all"}
     for part in own["parts"].values():
         assert tuple(part["metrics"]) == METRIC_KEYS
         assert part["cpu_s"] >= 0 and part["wall_s"] > 0 and part["load"] is not None
     merged = own["parts"]["all"]["metrics"]
-    assert merged["n_questions"] == 41 and merged["followup_accuracy"] is not None
+    assert merged["n_questions"] == 60 and merged["followup_accuracy"] is not None
     assert merged["false_answer_rate"] is not None and merged["hits@5"] is not None
     assert first["use_dates"] and first["answerer"].startswith("extractive")
 

@@ -23,6 +23,7 @@ from rag.eval import contains_answer, load_questions, normalise_answer, url_key
 
 SEED_ROWS = read_jsonl(ANSWER_DATA / "seed_questions.jsonl")
 FOLLOWUPS = read_jsonl(ANSWER_DATA / "followups.jsonl")
+ARTICLE_ROWS = read_jsonl(ANSWER_DATA / "article_questions.jsonl")
 ARTICLES = {a["id"]: a for a in own_articles()}
 REFERRING = {"her", "she", "it", "they", "that", "the deal", "and in"}
 
@@ -44,11 +45,21 @@ def test_every_seed_answer_is_verbatim_in_the_seed_article(row: dict[str, Any]) 
         assert answer in text, answer
 
 
-@pytest.mark.parametrize("row", _answerable(FOLLOWUPS), ids=lambda r: str(r["id"]))
-def test_every_follow_up_answer_is_verbatim_in_its_article(row: dict[str, Any]) -> None:
+@pytest.mark.parametrize("row", _answerable(FOLLOWUPS) + _answerable(ARTICLE_ROWS),
+                         ids=lambda r: str(r["id"]))
+def test_every_own_answer_is_verbatim_in_its_article(row: dict[str, Any]) -> None:
     [gold] = row["gold_urls"]
     for answer in row["answers"]:
         assert answer in ARTICLES[gold]["text"], answer
+
+
+def test_every_test_article_is_asked_about_alone_and_most_in_dialogue() -> None:
+    ours = {a["id"] for a in read_jsonl(ANSWER_DATA / "articles.jsonl")}
+    assert {r["gold_urls"][0] for r in _answerable(ARTICLE_ROWS)} == ours
+    asked_after = {r["gold_urls"][0] for r in _answerable(FOLLOWUPS)}
+    assert asked_after <= ours | {SEED_ID} and len(asked_after & ours) >= 4
+    assert len(ARTICLE_ROWS) > len(_answerable(ARTICLE_ROWS)) and not any(
+        r.get("history") for r in ARTICLE_ROWS)
 
 
 def test_follow_ups_lean_on_their_history() -> None:
