@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from index.embedder import Embedder, as_llama_index
 from rag.answerers import ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
-from rag.eval import EvalReport, evaluate, load_questions
+from rag.eval import Ask, EvalReport, evaluate, load_questions
 from rag.filters import Filters
 from rag.result import RetrievedPassage
 from rag.retrieve import Retriever
@@ -75,8 +75,9 @@ def run(retriever: Retriever, questions: Path, embedder: Embedder, top_k: int,
         answers: bool, use_dates: bool = False) -> tuple[dict[str, Any], float]:
     assistant = Assistant(retriever, ExtractiveAnswerer(embedder), CitationChecker(embedder),
                           top_k)
-    ask: Callable[[str, date | None], Any] | None = (
-        (lambda q, d: assistant.ask(q, top_k, as_of=d)) if answers else None)
+    ask: Ask | None = (
+        (lambda q, d, history, filters: assistant.ask(q, top_k, filters, history, as_of=d))
+        if answers else None)
     started = time.perf_counter()
     report: EvalReport = evaluate(load_questions(questions), retriever.retrieve, ask,
                                   use_dates=use_dates)

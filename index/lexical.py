@@ -39,6 +39,7 @@ class LexicalFilter:
 
     sources: Sequence[str] = ()
     article_ids: Sequence[str] = ()
+    exclude_article_ids: Sequence[str] = ()  # passages of these articles never match
     day_from: int | None = None  # YYYYMMDD; passages with unknown dates (0) never match a range
     day_to: int | None = None
 
@@ -88,6 +89,8 @@ class _Built:
             keep &= np.isin(self.sources, list(where.sources))
         if where.article_ids:
             keep &= np.isin(self.article_ids, list(where.article_ids))
+        if where.exclude_article_ids:
+            keep &= ~np.isin(self.article_ids, list(where.exclude_article_ids))
         if where.day_from is not None or where.day_to is not None:
             keep &= self.days >= max(1, where.day_from or 1)
         if where.day_to is not None:

@@ -15,6 +15,8 @@ from rag.retrieve import Retriever
 
 log = logging.getLogger(__name__)
 
+NO_PASSAGES = "no passage was retrieved"
+
 
 class Assistant:
     """The one entry point the CLI, the API and the chat call."""
@@ -50,7 +52,8 @@ class Assistant:
                                            as_of)
         if not passages:
             yield Answer(question=question, answer=NOT_COVERED, abstained=True,
-                         answerer=self.answerer.name, condensed_question=condensed)
+                         answerer=self.answerer.name, condensed_question=condensed,
+                         abstain_reason=NO_PASSAGES)
             return
         chunks: list[str] = []
         for chunk in self.answerer.stream(standalone, passages, history):

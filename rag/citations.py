@@ -25,6 +25,8 @@ _LEADING = re.compile(r"^(?:\s*\[\d{1,3}\])+")
 _QUOTE = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
 _TOKEN = re.compile(r"\[\d{1,3}\]|[^\W_]+")
 
+NO_SUPPORTED_SENTENCE = "no sentence of the passages supports an answer"
+
 
 @dataclass(frozen=True)
 class Support:
@@ -155,7 +157,8 @@ class CitationChecker:
         kept = [s for s in sentences if s.kept]
         if not kept:
             return Answer(question=question, answer=NOT_COVERED, abstained=True,
-                          passages=list(passages), answerer=answerer, removed_sentences=removed)
+                          passages=list(passages), answerer=answerer, removed_sentences=removed,
+                          abstain_reason=NO_SUPPORTED_SENTENCE)
         return _assemble(question, kept, passages, answerer, removed)
 
 

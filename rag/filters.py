@@ -18,6 +18,9 @@ class Filters(BaseModel):
                                description="Keep passages whose source is one of these.")
     article_ids: list[str] = Field(default_factory=list, max_length=1000,
                                    description="Keep passages of these articles.")
+    exclude_article_ids: list[str] = Field(
+        default_factory=list, max_length=1000,
+        description="Drop passages of these articles: answer as if they were not stored.")
     published_from: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
                                        description="Earliest published date (YYYY-MM-DD).")
     published_to: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
@@ -35,8 +38,8 @@ class Filters(BaseModel):
         return value
 
     def is_empty(self) -> bool:
-        return not (self.sources or self.article_ids or self.published_from
-                    or self.published_to)
+        return not (self.sources or self.article_ids or self.exclude_article_ids
+                    or self.published_from or self.published_to)
 
     def to_where(self) -> dict[str, Any] | None:
         """The Chroma ``where`` clause, or None when nothing is filtered.
@@ -49,6 +52,8 @@ class Filters(BaseModel):
             clauses.append({"source": {"$in": self.sources}})
         if self.article_ids:
             clauses.append({"article_id": {"$in": self.article_ids}})
+        if self.exclude_article_ids:
+            clauses.append({"article_id": {"$nin": self.exclude_article_ids}})
         if self.published_from or self.published_to:
             low = day_number(self.published_from) if self.published_from else 1
             clauses.append({"published_day": {"$gte": low}})

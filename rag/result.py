@@ -47,6 +47,17 @@ class Answer(BaseModel):
     answerer: str = Field("", description="Which answerer produced the text.")
     removed_sentences: int = Field(
         0, description="Sentences the citation check dropped as unsupported.")
+    short_answer: str | None = Field(
+        None, description="The answer alone, verbatim from a passage (e.g. 'Carlos Moedas'); "
+        "None when the answerer gives none.")
+    short_answer_span: tuple[int, int] | None = Field(
+        None, description="Character span (start, end) of short_answer in the text of the "
+        "article short_answer_article_id.")
+    short_answer_article_id: str | None = Field(
+        None, description="The article whose text holds short_answer at short_answer_span.")
+    abstain_reason: str | None = Field(
+        None, description="Why the answer abstained (e.g. 'no passage mentions 2021'); None "
+        "when it did not.")
 
 
 NOT_COVERED = "The articles do not cover this question."

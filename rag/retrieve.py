@@ -56,6 +56,7 @@ def lexical_filter(filters: Filters | None) -> LexicalFilter | None:
         return None
     return LexicalFilter(
         sources=tuple(filters.sources), article_ids=tuple(filters.article_ids),
+        exclude_article_ids=tuple(filters.exclude_article_ids),
         day_from=day_number(filters.published_from) if filters.published_from else None,
         day_to=day_number(filters.published_to) if filters.published_to else None)
 

@@ -10,6 +10,7 @@ from index.store import PassageStore
 from rag.answerers import ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
+from rag.filters import Filters
 from rag.result import NOT_COVERED
 from rag.retrieve import DenseRetriever
 
@@ -57,6 +58,20 @@ def test_question_the_article_cannot_answer_abstains(assistant: Assistant,
     assert answer.abstained, answer.answer
     assert answer.answer == NOT_COVERED
     assert answer.citations == []
+    assert answer.abstain_reason == "no sentence of the passages supports an answer"
+
+
+def test_an_answer_has_no_abstain_reason_and_no_short_answer_yet(assistant: Assistant) -> None:
+    answer = assistant.ask(ANSWERABLE[2][0])
+    assert not answer.abstained and answer.abstain_reason is None
+    assert answer.short_answer is None and answer.short_answer_span is None
+    assert answer.short_answer_article_id is None
+
+
+def test_nothing_retrieved_abstains_saying_so(assistant: Assistant) -> None:
+    answer = assistant.ask("Who brokered the ceasefire?",
+                           filters=Filters(sources=["no-such-source.example"]))
+    assert answer.abstained and answer.abstain_reason == "no passage was retrieved"
 
 
 def test_every_marker_in_the_answer_names_a_citation_with_its_span(assistant: Assistant) -> None:

@@ -235,3 +235,42 @@ def test_a_write_from_another_store_object_makes_the_bm25_index_stale(
     _ingest(writer, embedder, ARTICLES[1:2])
     assert lexical.stamp() != before
     assert _articles_of(lexical.search("Castellanos chess", 3)) == {"chess"}
+
+
+def test_excluded_articles_are_never_retrieved_by_either_side(
+        store: PassageStore, embedder: MiniLMEmbedder, lexical: LexicalIndex) -> None:
+    _ingest(store, embedder, ARTICLES)
+    question = "Why did Brackenridge close the Millbrook reservoir?"
+    gone = Filters(exclude_article_ids=["wire-a", "wire-b"])
+    assert gone.to_where() == {"article_id": {"$nin": ["wire-a", "wire-b"]}}
+    for mode in ("hybrid", "dense", "bm25"):
+        retriever = _hybrid(store, embedder, lexical, mode)
+        assert {p.article_id for p in retriever.retrieve(question, 10)} & {"wire-a", "wire-b"}
+        left = retriever.retrieve(question, 10, gone)
+        assert not {p.article_id for p in left} & {"wire-a", "wire-b"}, mode
+    assert not _articles_of(lexical.rank(question, 10, 10, lexical_filter(gone))[1]) & {
+        "wire-a", "wire-b"}  # nor by the whole-article ranking
+
+
+def test_exclusion_combines_with_other_filters(
+        store: PassageStore, embedder: MiniLMEmbedder, lexical: LexicalIndex) -> None:
+    _ingest(store, embedder, ARTICLES)
+    both = Filters(published_from="2022-06-15", exclude_article_ids=["wire-a"])
+    for mode in ("hybrid", "dense", "bm25"):
+        found = _hybrid(store, embedder, lexical, mode).retrieve("reservoir chess", 10, both)
+        assert found and {p.article_id for p in found} <= {"wire-b", "chess"}, mode
+
+
+def test_retrieval_with_exclusions_matches_a_store_without_those_articles(
+        tmp_path: Path, store: PassageStore, embedder: MiniLMEmbedder,
+        lexical: LexicalIndex) -> None:
+    _ingest(store, embedder, ARTICLES)
+    smaller = PassageStore(open_client(tmp_path / "smaller", None), "test", embedder.name)
+    _ingest(smaller, embedder, [a for a in ARTICLES if a.id != "wire-a"])
+    without = HybridRetriever(smaller, embedder,
+                              LexicalIndex(smaller, tmp_path / "smaller" / "bm25"))
+    gone = Filters(exclude_article_ids=["wire-a"])
+    for question in ("Why was the reservoir closed?", "Who won the chess title?"):
+        with_filter = _hybrid(store, embedder, lexical).retrieve(question, 5, gone)
+        assert [p.passage_id for p in with_filter] == [
+            p.passage_id for p in without.retrieve(question, 5)]

@@ -262,6 +262,9 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
                    help="only passages from this source (repeatable), e.g. www.cnn.com")
     p.add_argument("--article", action="append", default=[], metavar="ID",
                    help="only passages of this article id (repeatable; see rag list)")
+    p.add_argument("--exclude", action="append", default=[], metavar="ID",
+                   help="never use this article id: answer as if it were not stored "
+                   "(repeatable)")
     p.add_argument("--since", metavar="YYYY-MM-DD", type=_day_text,
                    help="only articles published on or after")
     p.add_argument("--until", metavar="YYYY-MM-DD", type=_day_text,
@@ -295,6 +298,7 @@ def _filters(args: argparse.Namespace) -> Filters | None:
 
     try:
         filters = Filters(sources=args.source, article_ids=args.article,
+                          exclude_article_ids=args.exclude,
                           published_from=args.since, published_to=args.until)
     except ValidationError as exc:
         raise ValueError("--since/--until take dates as YYYY-MM-DD") from exc
@@ -305,10 +309,14 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                      common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("eval", parents=[common], help="measure retrieval and answers",
                        description="Run a JSONL file of questions ({id, question, answers?, "
-                       "gold_urls?, unanswerable?}) and print Hits@1/5/10, MRR@10, AnsIn@5, "
-                       "answer accuracy, citation precision, abstention rate and retrieval "
-                       "latency. With --articles, those articles are ingested first into a "
-                       "collection of their own, leaving yours untouched.")
+                       "gold_urls?, unanswerable?, date?, history?, exclude_ids?}) and print "
+                       "Hits@1/5/10, MRR@10, AnsIn@5, answer accuracy (cited and containing an "
+                       "answer string), short-answer accuracy, follow-up accuracy, over-refusal "
+                       "and false-answer rates, citation precision, abstention rate and "
+                       "retrieval latency. A row with history is a follow-up asked after those "
+                       "turns; exclude_ids are articles the row is asked without. With "
+                       "--articles, those articles are ingested first into a collection of "
+                       "their own, leaving yours untouched.")
     p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
     p.add_argument("--articles", type=Path, metavar="ARTICLES.jsonl",
                    help="articles to evaluate on (ingested once into an eval collection)")
@@ -324,58 +332,35 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.set_defaults(run=cmd_eval)
 
 
-def eval_collection(settings: Settings, articles: Path) -> str:
-    """A collection name of its own for an articles file and the settings that shape passages."""
-    import hashlib
-
-    key = "|".join(str(x) for x in (articles.resolve(), settings.passage_words,
-                                     settings.overlap_words, settings.clean_boilerplate))
-    return f"{settings.collection[:30]}-eval-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
-
-
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from rag.eval import evaluate, load_questions
-    from ui.wiring import build
+    from rag.eval import load_questions
+    from ui.evaluation import open_eval, run_eval
 
     questions = load_questions(args.questions)
     quiet = getattr(args, "quiet", False)
-    updates: dict[str, object] = {}
-    if args.articles:
-        updates["collection"] = eval_collection(settings, args.articles)
     if args.retriever:
-        updates["retriever"] = args.retriever
-    settings = settings.model_copy(update=updates)
-    components = build(settings, create=bool(args.articles))
-    if args.articles:
-        from index.ingest import ingest_paths
-        from ui.wiring import split_options
-
-        report = ingest_paths([args.articles], components.store, components.embedder,
-                              max_bytes=int(settings.max_file_mb * 1_000_000),
-                              options=split_options(settings), progress=not quiet)
-        log.info("eval collection %r: %s", settings.collection, report.summary())
+        settings = settings.model_copy(update={"retriever": args.retriever})
+    components = open_eval(settings, args.articles, progress=not quiet)
+    settings = components.settings
     if components.store.passage_count() == 0:
         print("rag: the store is empty: give --articles or run `rag ingest PATH` first",
               file=sys.stderr)
         return EXIT_ERROR
     top_k = args.top_k or settings.top_k
-    assistant = components.assistant
     with tqdm(total=len(questions), unit="question", desc="eval", disable=quiet) as bar:
-        result = evaluate(questions, assistant.retriever.retrieve,
-                          None if args.no_answers else
-                          (lambda q, d: assistant.ask(q, top_k=top_k, as_of=d)),
-                          progress=lambda n: bar.update(n) and None,
-                          use_dates=not args.ignore_dates)
+        result = run_eval(components, questions, top_k, answers=not args.no_answers,
+                          use_dates=not args.ignore_dates,
+                          progress=lambda n: bar.update(n) and None)
     metrics = result.metrics()
     if args.json:
         print(json.dumps(metrics))
     else:
-        print(f"retriever: {assistant.retriever.name}; collection {settings.collection!r}; "
-              f"top-k {top_k}")
+        print(f"retriever: {components.assistant.retriever.name}; collection "
+              f"{settings.collection!r}; top-k {top_k}")
         for key, value in metrics.items():
-            print(f"{key:<20} {'-' if value is None else value}")
+            print(f"{key:<22} {'-' if value is None else value}")
     return EXIT_OK
 
 

@@ -1,0 +1,58 @@
+"""`rag eval`'s machinery, shared with ``bench/answer_eval.py``: a collection of its own per
+articles file (ingested once, reused after), and the question rows run through the assistant.
+
+One place, so the command and the benchmark measure exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from index.embedder import Embedder
+from index.ingest import ingest_paths
+from rag.eval import EvalQuestion, EvalReport, evaluate
+from ui.settings import Settings
+from ui.wiring import Components, build, split_options
+
+log = logging.getLogger(__name__)
+
+
+def eval_collection(settings: Settings, articles: Path) -> str:
+    """A collection name of its own for an articles file and the settings that shape passages."""
+    key = "|".join(str(x) for x in (articles.resolve(), settings.passage_words,
+                                     settings.overlap_words, settings.clean_boilerplate))
+    return f"{settings.collection[:30]}-eval-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def open_eval(settings: Settings, articles: Path | None, progress: bool = False,
+              embedder: Embedder | None = None) -> Components:
+    """Components on the eval collection of ``articles`` (ingested first: unchanged articles
+    are skipped, so a second run costs a read of the file), or on the settings' collection.
+    Pass ``embedder`` to share a loaded model across collections."""
+    if articles is not None:
+        settings = settings.model_copy(update={"collection": eval_collection(settings, articles)})
+    components = build(settings, embedder=embedder, create=articles is not None)
+    if articles is not None:
+        report = ingest_paths([articles], components.store, components.embedder,
+                              max_bytes=int(settings.max_file_mb * 1_000_000),
+                              options=split_options(settings), progress=progress)
+        log.info("eval collection %r: %s", settings.collection, report.summary())
+    return components
+
+
+def run_eval(components: Components, questions: Sequence[EvalQuestion], top_k: int | None = None,
+             answers: bool = True, use_dates: bool = True,
+             progress: Callable[[int], None] | None = None) -> EvalReport:
+    """Every row retrieved and (with ``answers``) answered as the assistant would: as of its
+    date, without its excluded articles, after its history."""
+    assistant = components.assistant
+    k = top_k or components.settings.top_k
+    return evaluate(
+        questions, assistant.retriever.retrieve,
+        (lambda q, d, history, filters: assistant.ask(q, top_k=k, filters=filters,
+                                                      history=history, as_of=d))
+        if answers else None,
+        progress=progress, use_dates=use_dates, condense=assistant.condenser.condense)
