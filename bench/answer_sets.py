@@ -120,6 +120,32 @@ def negatives(questions: Sequence[Row], articles: Sequence[Row]) -> list[Row]:
     return rows
 
 
+MAX_HOLDING = 30
+
+
+def answerless(questions: Sequence[Row], articles: Sequence[Row]) -> list[Row]:
+    """Every question asked without any article that states one of its answer strings: the
+    same-topic pages a search returned for it stay (the held-out measure "questions asked
+    against same-topic articles that do not hold the answer"). Kept when a gold article
+    states an answer (so the string test means something); many more rows than
+    ``negatives``, at the risk of an answer worded otherwise in a page that stays."""
+    haystacks = {a["id"]: normalise_answer(f"{a.get('title') or ''}\n{a.get('text') or ''}")
+                 for a in articles}
+    rows: list[Row] = []
+    for q in questions:
+        needles = [n for n in (normalise_answer(a) for a in q["answers"]) if n]
+        holding = [aid for aid, text in haystacks.items() if any(n in text for n in needles)]
+        gold = set(gold_article_ids(q["gold_urls"], articles))
+        if not needles or not gold & set(holding) or q["id"] in ANSWERED_ELSEWHERE:
+            continue
+        if len(holding) > MAX_HOLDING:
+            continue  # an answer as common as "Film": removing it removes the corpus
+        rows.append({"id": f"{q['id']}:without", "question": q["question"],
+                     "answers": q["answers"], "unanswerable": True,
+                     "exclude_ids": sorted(set(holding) | gold), "date": q.get("date")})
+    return rows
+
+
 def own_articles() -> list[Row]:
     """The seed article (as a record, its text exactly the file's) and our test articles."""
     text = SEED_ARTICLE.read_text(encoding="utf-8")
@@ -136,6 +162,8 @@ def write_shared_set(name: str, out: Path, shared: Path = SHARED_EVAL) -> Answer
     return AnswerSet(name, folder / "articles.jsonl", {
         "positives": write_jsonl(target / "positives.jsonl", positives(questions)),
         "negatives": write_jsonl(target / "negatives.jsonl", negatives(questions, articles)),
+        "answerless": write_jsonl(target / "answerless.jsonl",
+                                  answerless(questions, articles)),
     })
 
 

@@ -43,14 +43,16 @@ _BOILERPLATE = re.compile(
 )
 
 
+def is_boilerplate(line: str) -> bool:
+    """Is this short line web boilerplate (an ad, a share button, a newsletter pitch)?"""
+    stripped = line.strip()
+    return bool(stripped) and len(stripped.split()) <= _MAX_WORDS and bool(
+        _BOILERPLATE.search(stripped))
+
+
 def clean_text(text: str) -> str:
     """The text without boilerplate lines; blank-line structure is kept for the splitter."""
-    kept: list[str] = []
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if stripped and len(stripped.split()) <= _MAX_WORDS and _BOILERPLATE.search(stripped):
-            continue
-        kept.append(line)
+    kept = [line for line in text.split("\n") if not is_boilerplate(line)]
     cleaned = "\n".join(kept)
     return re.sub(r"\n{3,}", "\n\n", cleaned).strip()
 

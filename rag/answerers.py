@@ -17,8 +17,10 @@ import numpy as np
 
 from index.embedder import Embedder, Vectors
 from index.passages import sentence_spans
+from rag.gate import AnswerGate
+from rag.question import base_form, focus
 from rag.result import RetrievedPassage
-from rag.terms import content_terms, key_terms, stem, strip_markers, words
+from rag.terms import content_terms, stem, strip_markers, words
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,18 @@ class Turn:
 
 
 class Answerer(Protocol):
-    """Streams answer text; markers [n] refer to ``passages[n - 1]``."""
+    """Streams answer text; markers [n] refer to ``passages[n - 1]``.
+
+    ``streams``: whether the text comes in pieces worth showing as they arrive (a language
+    model) or all at once (the extractive answerer, whose answer then leads with its short
+    answer).
+    """
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def streams(self) -> bool: ...
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
                history: Sequence[Turn] = ()) -> Iterator[str]: ...
@@ -57,24 +67,40 @@ class _Candidate:
     text: str
 
 
-class ExtractiveAnswerer:
-    """Picks the few retrieved sentences that best answer the question, verbatim.
+@dataclass(frozen=True)
+class ExtractiveOptions:
+    """How the extractive answerer weighs a candidate sentence (chosen on the dev sets; see
+    docs/answers.md): ``meaning_weight`` x embedding similarity to the question plus
+    ``words_weight`` x the share of the question's (IDF-weighted) words it has, plus a small
+    prior for better-ranked passages; below ``min_score`` it abstains."""
 
-    Offline and instant; the answer is only as fluent as the articles, but it cannot invent.
+    min_score: float = 0.35
+    meaning_weight: float = 0.7
+    words_weight: float = 0.3
+    rank_prior: float = 0.05
+    max_sentences: int = 2
+    runner_up: float = 0.85  # a second sentence is added only when this close to the best
+    max_judged: int = 24  # sentences put through the gate, best by words first
+    max_embedded: int = 8  # of those that pass, embedded (the answer's main cost)
+
+
+class ExtractiveAnswerer:
+    """Picks the retrieved sentence that answers the question, verbatim.
+
+    Only sentences the answerability gate accepts are candidates (prose that keeps to the
+    question's names, numbers and years and holds the kind of thing asked for); of those,
+    the closest to the question in words and meaning is the answer. Offline and instant;
+    the answer is only as fluent as the articles, but it cannot invent.
     """
 
     name = "extractive"
+    streams = False
 
-    def __init__(self, embedder: Embedder, max_sentences: int = 2,
-                 min_similarity: float = 0.35, key_coverage: float = 0.5,
-                 max_embedded: int | None = 8, cache_size: int = 4096) -> None:
+    def __init__(self, embedder: Embedder, gate: AnswerGate,
+                 options: ExtractiveOptions | None = None, cache_size: int = 4096) -> None:
         self._embedder = embedder
-        self.max_sentences = max_sentences
-        self.min_similarity = min_similarity
-        self.key_coverage = key_coverage
-        # Embedding sentences is most of an answer's cost (~1 ms of CPU per token here), so
-        # only the best candidates by word overlap are embedded; None embeds them all.
-        self.max_embedded = max_embedded
+        self.gate = gate
+        self.options = options or ExtractiveOptions()
         self._vectors: OrderedDict[str, Vectors] = OrderedDict()  # LRU: passages recur
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -92,41 +118,49 @@ class ExtractiveAnswerer:
             return ""
         scores = self._score(question, candidates)
         best = float(scores.max())
-        if best < self.min_similarity:
+        o = self.options
+        if best < o.min_score:
             return ""
         chosen: list[_Candidate] = []
         for i in np.argsort(-scores):
             c = candidates[i]
-            if len(chosen) == self.max_sentences or scores[i] < 0.85 * best:
+            if len(chosen) == o.max_sentences or scores[i] < o.runner_up * best:
                 break
-            if not any(o.passage == c.passage and o.start < c.end and c.start < o.end
-                       for o in chosen):  # a widened sentence may overlap another
+            if not any(x.passage == c.passage and x.start < c.end and c.start < x.end
+                       for x in chosen):  # a widened sentence may overlap another
                 chosen.append(c)
         chosen.sort(key=lambda c: (c.passage, c.start))
         return " ".join(f"{strip_markers(c.text)} [{c.passage + 1}]" for c in chosen)
 
     def _candidates(self, question: str,
                     passages: Sequence[RetrievedPassage]) -> list[_Candidate]:
-        """Sentences of passages that mention the question's names and numbers."""
-        keys = key_terms(question)
+        """Sentences of the passages that the gate accepts as answers, judged best by
+        words first (judging parses a sentence; most never need it)."""
+        frame = self.gate.frame(question)
         seen: set[tuple[str, int]] = set()
-        found: list[_Candidate] = []
+        found: list[tuple[float, _Candidate, list[tuple[int, int]]]] = []
         for i, passage in enumerate(passages):
-            if keys:
-                have = {stem(w) for w in words(passage.text)}
-                if len(keys & have) / len(keys) < self.key_coverage:
-                    continue
             spans = sentence_spans(passage.text)
-            for k, (start, end) in enumerate(spans):
-                sentence = passage.text[start:end]
+            for start, end in spans:
                 where = (passage.article_id, passage.start + start)
-                if where in seen or len(sentence.split()) < 4 or sentence == passage.title:
-                    continue  # overlapping passages repeat sentences; a headline answers nothing
+                if where in seen:
+                    continue  # overlapping passages repeat sentences
                 seen.add(where)
-                if k and _leans_on_previous(sentence):
-                    start = spans[k - 1][0]  # "But it collapsed..." needs what "it" is
-                found.append(_Candidate(i, start, end, passage.text[start:end]))
-        return found
+                text = passage.text[start:end]
+                overlap = len(frame.terms & {stem(w) for w in words(text)})
+                found.append((overlap - 0.1 * i, _Candidate(i, start, end, text), spans))
+        found.sort(key=lambda f: -f[0])
+        accepted: list[_Candidate] = []
+        for _, c, spans in found[:self.options.max_judged]:
+            passage = passages[c.passage]
+            if not self.gate.judge(frame, passage, c.start, c.end, spans).ok:
+                continue
+            k = next(n for n, (a, _) in enumerate(spans) if a == c.start)
+            if k and _leans_on_previous(c.text):  # "But it collapsed..." needs what "it" is
+                start = spans[k - 1][0]
+                c = _Candidate(c.passage, start, c.end, passage.text[start:c.end])
+            accepted.append(c)
+        return accepted
 
     def _score(self, question: str, candidates: list[_Candidate]) -> np.typing.NDArray[np.float64]:
         """Embedding similarity plus IDF-weighted overlap of the question's words.
@@ -134,19 +168,34 @@ class ExtractiveAnswerer:
         Candidates beyond ``max_embedded`` by overlap and rank get no similarity (-1), so they
         are never chosen.
         """
+        o = self.options
+        f = self.features(question, candidates)
+        return np.asarray(o.meaning_weight * f["cosine"] + o.words_weight * f["lexical"]
+                          + f["prior"], dtype=np.float64)
+
+    def features(self, question: str,
+                 candidates: list[_Candidate]) -> dict[str, np.typing.NDArray[np.float64]]:
+        """What a candidate is judged by: ``cosine`` (meaning, -1 when not embedded),
+        ``lexical`` (IDF-weighted share of the question's words), ``focus`` (share of the
+        question's words that are neither names nor numbers it must keep to: what it says
+        happened), ``prior`` (better-ranked passages first)."""
+        o = self.options
+        frame = self.gate.frame(question)
         q_terms = set(content_terms(question))
         bags = [set(content_terms(c.text)) for c in candidates]
         df = Counter(t for bag in bags for t in bag if t in q_terms)
         weight = {t: math.log(1 + len(bags) / (1 + df[t])) for t in q_terms}
         total = sum(weight.values()) or 1.0
         lexical = np.array([sum(weight[t] for t in q_terms & bag) / total for bag in bags])
-        rank_prior = np.array([0.05 / (1 + c.passage) for c in candidates])
-        words_score = 0.3 * lexical + rank_prior
-        keep = np.argsort(-words_score, kind="stable")[:self.max_embedded]
+        focus_terms = {base_form(t) for t in focus(frame)}
+        focused = np.array([len(focus_terms & {base_form(t) for t in bag})
+                            / len(focus_terms) if focus_terms else 1.0 for bag in bags])
+        prior = np.array([o.rank_prior / (1 + c.passage) for c in candidates])
+        keep = np.argsort(-(o.words_weight * lexical + prior), kind="stable")[:o.max_embedded]
         cosine = np.full(len(candidates), -1.0)
         q = self._embedder.embed_query(question)
         cosine[keep] = self._sentence_vectors([candidates[i].text for i in keep]) @ q
-        return np.asarray(0.7 * cosine + words_score, dtype=np.float64)
+        return {"cosine": cosine, "lexical": lexical, "focus": focused, "prior": prior}
 
     def _sentence_vectors(self, texts: list[str]) -> Vectors:
         """Vectors of sentences, each distinct text embedded once and remembered.

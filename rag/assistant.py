@@ -10,6 +10,7 @@ from rag.answerers import Answerer, Turn
 from rag.citations import CitationChecker
 from rag.condense import Condenser, RuleCondenser
 from rag.filters import Filters
+from rag.gate import AnswerGate
 from rag.result import NOT_COVERED, Answer
 from rag.retrieve import Retriever
 
@@ -22,10 +23,11 @@ class Assistant:
     """The one entry point the CLI, the API and the chat call."""
 
     def __init__(self, retriever: Retriever, answerer: Answerer, checker: CitationChecker,
-                 top_k: int = 5, condenser: Condenser | None = None) -> None:
+                 gate: AnswerGate, top_k: int = 5, condenser: Condenser | None = None) -> None:
         self.retriever = retriever
         self.answerer = answerer
         self.checker = checker
+        self.gate = gate
         self.top_k = top_k
         self.condenser = condenser or RuleCondenser()
 
@@ -58,8 +60,11 @@ class Assistant:
         chunks: list[str] = []
         for chunk in self.answerer.stream(standalone, passages, history):
             chunks.append(chunk)
-            yield chunk
+            if self.answerer.streams:
+                yield chunk
         answer = self.checker.check(question, "".join(chunks), passages, self.answerer.name)
+        # Supported is not enough: the cited sentences must answer the question asked.
+        answer = self.gate.check(standalone, answer, lead=not self.answerer.streams)
         answer.condensed_question = condensed
         if answer.removed_sentences:
             log.info("citation check removed %d unsupported sentence(s)",

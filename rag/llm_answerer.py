@@ -13,6 +13,8 @@ from rag.result import RetrievedPassage
 class LLMAnswerer:
     """Asks ``model`` to answer from the numbered passages, citing them as [n]."""
 
+    streams = True
+
     def __init__(self, model: ChatModel, generation: Generation | None = None) -> None:
         self.model = model
         self.generation = generation

@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from index.ingest import SplitOptions
@@ -16,8 +17,10 @@ from rag.answerers import Answerer, ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.condense import Condenser, LLMCondenser, RuleCondenser
+from rag.gate import AnswerGate
 from rag.llm import ChatModel, Generation, LlamaCppChatModel, OpenAIChatModel
 from rag.llm_answerer import LLMAnswerer
+from rag.nlp import Language
 from rag.retrieve import FusionOptions, HybridRetriever, Retriever
 from ui.settings import Settings
 
@@ -89,9 +92,10 @@ def build(settings: Settings, embedder: Embedder | None = None,
     store = build_store(settings, create=create)
     embedder = embedder or build_embedder(settings)
     checker = CitationChecker(embedder)
-    answerer, condenser, description = build_answerer(settings, embedder, environ)
+    gate = AnswerGate(shared_language())
+    answerer, condenser, description = build_answerer(settings, embedder, gate, environ)
     retriever = build_retriever(settings, store, embedder)
-    assistant = Assistant(retriever, answerer, checker, settings.top_k, condenser)
+    assistant = Assistant(retriever, answerer, checker, gate, settings.top_k, condenser)
     log.info("answerer: %s; retrieval: %s; collection %r", description,
              assistant.retriever.name, settings.collection)
     return Components(settings, store, embedder, assistant, description)
@@ -103,7 +107,7 @@ def build_collection(base: Components, collection: str, create: bool = False) ->
     store = build_store(settings, create=create)
     old = base.assistant
     assistant = Assistant(build_retriever(settings, store, base.embedder), old.answerer,
-                          old.checker, settings.top_k, old.condenser)
+                          old.checker, old.gate, settings.top_k, old.condenser)
     return Components(settings, store, base.embedder, assistant, base.answerer_description)
 
 
@@ -149,13 +153,20 @@ def build_chat_model(settings: Settings,
     return None
 
 
-def build_answerer(settings: Settings, embedder: Embedder,
+@lru_cache(maxsize=1)
+def shared_language() -> Language:
+    """spaCy's pipeline, one per process (it loads on first use, then caches analyses)."""
+    return Language()
+
+
+def build_answerer(settings: Settings, embedder: Embedder, gate: AnswerGate,
                    environ: Mapping[str, str] | None = None
                    ) -> tuple[Answerer, Condenser, str]:
     """The answerer, the follow-up condenser and a one-line description of them."""
     model = build_chat_model(settings, environ)
     if model is None:
-        return ExtractiveAnswerer(embedder), RuleCondenser(), "extractive (offline)"
+        return (ExtractiveAnswerer(embedder, gate), RuleCondenser(),
+                "extractive (offline)")
     condenser: Condenser = LLMCondenser(model) if settings.llm_condense else RuleCondenser()
     answerer = LLMAnswerer(model)
     return answerer, condenser, answerer.describe()

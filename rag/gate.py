@@ -1,0 +1,351 @@
+"""The answerability gate: an answer is given only when a sentence it cites answers the
+question asked. Shared by every answerer, after the citation check.
+
+The citation check asks "does the passage say this?"; the gate asks "does this answer the
+question?". A cited sentence answers when (1) it is prose, not a question, headline,
+heading, byline or quiz line; (2) the question's names, numbers, years and quoted words are
+in it or its immediate context (two sentences either side, the title; a year also in the
+publication date); (3) when the question asks for someone's words, they are quoted or
+reported as that person's; and (4) it holds the kind of thing asked for (who: a person or
+organisation not already in the question; how many: a number of the thing counted; when: a
+date; where: a place; which X: an X). The first of these that fails everywhere is the
+reason given for abstaining.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from index.clean import is_boilerplate
+from index.passages import sentence_spans
+from rag.nlp import Language
+from rag.question import (
+    PERSONISH,
+    PLACE,
+    QUANTITY,
+    TIME_UNITS,
+    WHEN,
+    Constraint,
+    Frame,
+    analyse,
+)
+from rag.result import Answer, Citation, RetrievedPassage
+from rag.terms import STOPWORDS, stem, words
+
+_CONTEXT_SENTENCES = 2
+_SHORT_WORDS = 10  # a longer "short answer" is the sentence itself
+_QUIZ = re.compile(r"\b[A-D]\.\s+\S.*\b[B-D]\.\s+\S")
+_BYLINE = re.compile(r"^((By|Written by|Reporting by) [A-Z][\w'’.-]+( [A-Z][\w'’.-]+)*\W*$|"
+                     r"(?i:updated|published|posted|photo|image|video|watch|listen|"
+                     r"read more|related)\b)")
+_QUOTE_MARK = re.compile(r"[“”\"]")
+_REPORTING = frozenset(stem(w) for w in """said says say told tells tell added adds wrote
+writes stated warned argued claimed according announced insisted noted explained asked
+urged""".split())
+_PRONOUNS = frozenset("he she they it his her their i we".split())
+_ZERO = frozenset({"no", "none", "zero", "nobody"})
+_PEOPLE = frozenset(stem(w) for w in """people person persons death deaths dead victim
+resident passenger worker employee student child children adult patient soldier civilian
+fan spectator member voter migrant refugee casualty injury injured killed survivor crew
+staff man men woman women citizen officer individual""".split())
+_ALIASES: dict[str, frozenset[str]] = {
+    "us": frozenset({"us", "u.s", "unit", "america", "american", "washington"}),
+    "uk": frozenset({"uk", "u.k", "britain", "british", "unit", "kingdom", "england"}),
+    "un": frozenset({"un", "u.n", "unit", "nation"}),
+    "eu": frozenset({"eu", "european", "union", "brussel"}),
+}
+# For 'who', a person before an organisation before a people or a place.
+_PREFERENCE = {"PERSON": 0, "ORG": 1, "NORP": 2, "GPE": 3}
+_GROUPS = frozenset(stem(w) for w in """force forces troops troop rebels rebel militants
+militant police government officials official authorities authority army regime coalition
+ministers leaders council committee court company firm opposition protesters lawmakers
+voters residents judges jury board""".split())
+# Country-wide words: true of most stories they describe, seldom repeated in the passage.
+_GENERIC = frozenset(stem(w) for w in """us u.s america american americans uk britain british
+england english world earth global international national federal""".split())
+_WANTS_TEXT = [(PERSONISH, "a person or organisation"), (QUANTITY, "a number"),
+               (WHEN, "a date or time"), (PLACE, "a place")]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """How one passage sentence fares as the answer to a question."""
+
+    ok: bool
+    reason: str = ""
+    short: tuple[int, int] | None = None  # passage-relative span of the short answer
+    step: int = 0  # how far it got: 1 prose, 2 constraints, 3 speaker, 4 kind of answer
+
+
+class AnswerGate:
+    """Judges passage sentences against a question, and whole answers."""
+
+    def __init__(self, language: Language) -> None:
+        self.language = language
+
+    def frame(self, question: str) -> Frame:
+        return analyse(self.language.parse(question))
+
+    def judge(self, frame: Frame, passage: RetrievedPassage, start: int, end: int,
+              spans: Sequence[tuple[int, int]] | None = None) -> Finding:
+        """Does ``passage.text[start:end]`` answer the question of ``frame``?"""
+        text = passage.text
+        sentence = text[start:end]
+        if not_an_answer(sentence, passage.title):
+            return Finding(False, "the passages hold only headings, questions or bylines "
+                           "about it", step=0)
+        context = _context(text, start, end, spans or sentence_spans(text))
+        missing = _missing(frame.constraints, passage, context)
+        if missing is not None:
+            return Finding(False, f"no passage mentions {missing.text}", step=1)
+        if frame.speaker is not None and not _quotes(frame.speaker, text, start, end):
+            return Finding(False, f"the passages do not quote {frame.speaker.text}", step=2)
+        if not frame.wants:
+            return Finding(True, step=4)
+        span = self._answer_span(frame, sentence)
+        if span is None:
+            return Finding(False, f"no passage names {_wanted_text(frame)} that answers it",
+                           step=3)
+        return Finding(True, short=(start + span[0], start + span[1]), step=4)
+
+    def _answer_span(self, frame: Frame, sentence: str) -> tuple[int, int] | None:
+        """The span (in the sentence) of the thing asked for: an entity of a wanted kind
+        that says something the question does not already say."""
+        doc = self.language.parse(sentence)
+        found: list[tuple[int, tuple[int, int]]] = []  # (preference, span)
+        for ent in doc.ents:
+            if ent.label_ not in frame.wants:
+                continue
+            new = _stems(ent.text) - frame.question_stems
+            if not new and not (ent.label_ in QUANTITY | WHEN and _digits(ent.text)):
+                continue
+            if ent.label_ in QUANTITY and not _counts(frame, ent):
+                continue
+            found.append((_PREFERENCE.get(ent.label_, 1), _trim(frame, ent)))
+        if not found and frame.wants & QUANTITY:
+            found = [(1, (t.idx, t.idx + len(t.text))) for t in doc if t.lower_ in _ZERO
+                     and _counts(frame, doc[t.i:t.i + 1])]
+        if not found and frame.wants & frozenset({"PERSON", "ORG"}):
+            found = [(2, span) for span in [*_proper_names(frame, doc),
+                                            *_groups(frame, doc)]]
+        if not found:
+            return None
+        return min(found, key=lambda f: (f[0], _distance(frame, sentence, f[1])))[1]
+
+    def check(self, question: str, answer: Answer, lead: bool = False) -> Answer:
+        """The answer with its short answer, or an abstention saying why it does not
+        answer the question. With ``lead`` the answer text starts with the short answer."""
+        if answer.abstained:
+            return answer
+        frame = self.frame(question)
+        best: Finding | None = None
+        for citation in answer.citations:
+            for a, b in citation.highlights or [(citation.start, citation.end)]:
+                finding = self.judge(frame, citation, a - citation.start,
+                                     b - citation.start)
+                if finding.ok:
+                    return with_short_answer(answer, frame, finding, citation, lead)
+                if best is None or finding.step > best.step:
+                    best = finding
+        assert best is not None
+        return answer.model_copy(update={
+            "answer": NOT_ANSWERED, "abstained": True, "citations": [],
+            "abstain_reason": best.reason})
+
+
+NOT_ANSWERED = "The articles do not answer this question."
+
+
+def with_short_answer(answer: Answer, frame: Frame, finding: Finding,
+                      citation: Citation, lead: bool) -> Answer:
+    """Attach the short answer (verbatim, with its article span) when there is one; with
+    ``lead``, the answer text starts with it ("Carlos Moedas [1] — ...")."""
+    if finding.short is None or not frame.wants_short_answer:
+        return answer
+    a, b = finding.short
+    short = citation.text[a:b]
+    text = answer.answer
+    if lead and len(short.split()) <= _SHORT_WORDS and _flat(short) != _flat(text):
+        text = f"{short} [{citation.marker}] — {text}"
+    return answer.model_copy(update={
+        "answer": text, "short_answer": short, "short_answer_article_id": citation.article_id,
+        "short_answer_span": (citation.start + a, citation.start + b)})
+
+
+def _quotes(speaker: Constraint, text: str, start: int, end: int) -> bool:
+    """Is the sentence the speaker's words: a quote or a report ("said"), naming the
+    speaker in it, or in the sentence before when it opens "He said"?"""
+    sentence = text[start:end]
+    stems = _stems(sentence)
+    if not (_QUOTE_MARK.search(sentence) or stems & _REPORTING):
+        return False
+    if _matches(speaker.stems, stems):
+        return True
+    first = words(sentence.lower())[:6]
+    if _PRONOUNS & set(first) or _QUOTE_MARK.match(sentence.lstrip()):
+        before = text[max(0, start - 400):start]
+        return _is_speaker(speaker, _stems(before[-250:]))
+    return False
+
+
+def _is_speaker(speaker: Constraint, have: frozenset[str]) -> bool:
+    """The speaker is named: by surname for a name ("Power" for "Samantha Power"), else by
+    the role's words ("the foreign secretary" is not "the foreign minister")."""
+    if speaker.kind == "person":
+        return speaker.surname in have
+    return sum(1 for w in speaker.stems if w in have or _alias(w, have)) * 3 >= (
+        2 * len(speaker.stems))
+
+
+def not_an_answer(sentence: str, title: str) -> bool:
+    """A question, a headline, a heading, a byline, a quiz line or web boilerplate."""
+    stripped = sentence.strip()
+    if not stripped or stripped.endswith("?") or stripped.startswith("#"):
+        return True
+    if title and _flat(stripped) == _flat(title):
+        return True
+    if len(words(stripped)) < 4 or _QUIZ.search(stripped) or _BYLINE.match(stripped):
+        return True
+    return is_boilerplate(stripped)
+
+
+def _context(text: str, start: int, end: int, spans: Sequence[tuple[int, int]]) -> str:
+    """The sentence and up to two sentences either side of it in the passage."""
+    inside = [i for i, (a, b) in enumerate(spans) if a < end and start < b]
+    if not inside:
+        return text[start:end]
+    first = max(0, inside[0] - _CONTEXT_SENTENCES)
+    last = min(len(spans) - 1, inside[-1] + _CONTEXT_SENTENCES)
+    return text[spans[first][0]:spans[last][1]]
+
+
+def _missing(constraints: Sequence[Constraint], passage: RetrievedPassage,
+             context: str) -> Constraint | None:
+    """The constraint that rules the passage out, or None.
+
+    A year must be near the sentence (a story of 2018 may mention 2021 in passing); the
+    other names, numbers and quotes of a question mostly describe the story, and a passage
+    of it need not repeat each one: at least half of them (country-wide words like "US"
+    aside, which a story seldom repeats) must be somewhere in the passage or its title.
+    """
+    whole = f"{passage.title}\n{passage.text}"
+    have, digits = _stems(whole), _digits(whole)
+    described = [c for c in constraints if c.kind != "year" and not c.stems <= _GENERIC]
+    absent = [c for c in described if not _present(c, have, digits, whole, "")]
+    for constraint in constraints:
+        if constraint.kind == "year" and not _present(constraint, have, digits, context,
+                                                      passage.published):
+            return constraint
+    if absent and len(absent) * 2 > len(described):
+        return absent[0]
+    return None
+
+
+def _present(constraint: Constraint, have: frozenset[str], digits: str, context: str,
+             published: str) -> bool:
+    if constraint.kind == "year":
+        return constraint.text in context or published.startswith(constraint.text)
+    if constraint.kind == "number":
+        value = constraint.digits
+        return bool(value) and re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])",
+                                         digits) is not None
+    if constraint.kind == "quote":
+        return _flat(constraint.text) in _flat(context)
+    return _matches(constraint.stems, have)
+
+
+def _matches(wanted: frozenset[str], have: frozenset[str]) -> bool:
+    """Are enough of a name's words there? Half of them (a surname for a full name), with
+    'Russia' found as 'Russian' and 'US' as 'United States'."""
+    if not wanted:
+        return True
+    hits = sum(1 for w in wanted if w in have or _alias(w, have))
+    return hits * 2 >= len(wanted)
+
+
+def _alias(word: str, have: frozenset[str]) -> bool:
+    if word in _ALIASES and _ALIASES[word] & have:
+        return True
+    if len(word) < 5 or word.isdigit():
+        return False
+    return any(len(h) >= 5 and (h.startswith(word[:5]) and word.startswith(h[:5]))
+               and abs(len(h) - len(word)) <= 4 for h in have)
+
+
+def _counts(frame: Frame, span: Any) -> bool:
+    """For 'how many X': is this number one of X (the noun it goes with)?"""
+    if not frame.head or frame.wants == frozenset({"MONEY"}) or frame.head in TIME_UNITS:
+        return True
+    wanted = stem(frame.head)
+    people = wanted in _PEOPLE
+    doc = span.doc
+    for token in doc[span.start:min(len(doc), span.end + 4)]:
+        noun = stem(token.text)
+        if token.pos_ in ("NOUN", "PROPN") and (noun == wanted or (people and noun in _PEOPLE)):
+            return True
+    head = doc[span.end - 1].head
+    return stem(head.text) == wanted or (people and stem(head.text) in _PEOPLE)
+
+
+def _trim(frame: Frame, ent: Any) -> tuple[int, int]:
+    """An entity's span without leading words the question already has ("the UN Samantha
+    Power" for "the US ambassador to the UN" -> "Samantha Power")."""
+    tokens = list(ent)
+    while len(tokens) > 1 and (stem(tokens[0].text) in frame.question_stems
+                               or tokens[0].lower_ in STOPWORDS):
+        tokens = tokens[1:]
+    return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
+
+
+def _proper_names(frame: Frame, doc: Any) -> list[tuple[int, int]]:
+    """Runs of proper nouns the entity recogniser did not tag, not in the question."""
+    found: list[tuple[int, int]] = []
+    run: list[Any] = []
+    for token in [*doc, None]:
+        if token is not None and token.pos_ == "PROPN" and token.i > 0:
+            run.append(token)
+            continue
+        if run and _stems(" ".join(t.text for t in run)) - frame.question_stems:
+            found.append((run[0].idx, run[-1].idx + len(run[-1].text)))
+        run = []
+    return found
+
+
+def _groups(frame: Frame, doc: Any) -> list[tuple[int, int]]:
+    """Noun phrases naming people as a group ("regime forces", "the police") for 'who'."""
+    return [(chunk.start_char, chunk.end_char) for chunk in doc.noun_chunks
+            if stem(chunk.root.text) in _GROUPS
+            and _stems(chunk.text) - frame.question_stems]
+
+
+def _distance(frame: Frame, sentence: str, span: tuple[int, int]) -> int:
+    """How far (in characters) a candidate lies from the question's words in the sentence."""
+    near = [m.start() for m in re.finditer(r"[^\W_]+", sentence)
+            if stem(m.group()) in frame.terms]
+    if not near:
+        return 0
+    return min(abs(span[0] - n) for n in near)
+
+
+def _wanted_text(frame: Frame) -> str:
+    if frame.head:
+        return f"the {frame.head}" if frame.wh != "how many" else f"a number of {frame.head}"
+    for labels, text in _WANTS_TEXT:
+        if frame.wants <= labels or labels <= frame.wants:
+            return text
+    return "what it asks for"
+
+
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(stem(w) for w in words(text))
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"(?<=\d),(?=\d{3})", "", text)
+
+
+def _flat(text: str) -> str:
+    return " ".join(w.lower() for w in words(text))
