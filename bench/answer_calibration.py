@@ -6,11 +6,11 @@ by, and how rules on them would do.
     python -m bench.answer_calibration --load cands.jsonl --choose-on 2025
 
 ``--dump`` retrieves every row as the assistant does (as of its date, without its excluded
-articles) and writes one line per row with its candidates. ``--load`` then tries, for each
-way of scoring a candidate (a few, each with one weight at most), every abstention threshold
-on the set named by ``--choose-on``, picks the threshold that maximises (answered correctly
-on positives) + (abstained on negatives), and reports the same rule on the other set: a rule
-is judged by the set it was not chosen on.
+articles) and writes one line per row with its candidates and the one the answerer chose.
+``--load`` then tries every abstention threshold (``min_score``) on the set named by
+``--choose-on``, picks the one that maximises (answered correctly on positives) +
+(abstained on negatives), and prints the whole curve on every set: a threshold is judged by
+the set it was not chosen on.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +54,21 @@ def dump(data_dir: Path, out: Path, sets: Sequence[str]) -> None:
                     candidates = answerer._candidates(row.question, passages)
                     features = answerer.features(row.question, candidates) if candidates \
                         else {}
+                    chosen: dict[str, Any] = {}
+                    if candidates:
+                        scores = answerer._score(row.question, candidates)
+                        best = int(np.argmax(scores))
+                        short = answerer._short(answerer.gate.frame(row.question),
+                                                candidates[best])
+                        chosen = {"index": best, "short": short,
+                                  "right": contains_answer(candidates[best].text, row.answers)
+                                  or bool(short and contains_answer(short, row.answers))}
                     lines.write(json.dumps({
                         "set": name, "part": part, "id": row.id, "question": row.question,
                         "answers": list(row.answers),
                         "in_top5": any(contains_answer(p.text, row.answers)
                                        for p in passages[:5]),
+                        "chosen": chosen,
                         "candidates": [{"text": c.text, "passage": c.passage,
                                         "right": contains_answer(c.text, row.answers),
                                         **{k: round(float(v[i]), 4)
@@ -67,62 +77,43 @@ def dump(data_dir: Path, out: Path, sets: Sequence[str]) -> None:
             print(f"{name}: done", file=sys.stderr)
 
 
-Score = Callable[[Row, float], float]
-RULES: dict[str, Score] = {
-    "current: 0.7 cos + 0.3 lexical": lambda c, w: 0.7 * c["cosine"] + 0.3 * c["lexical"]
-    + c["prior"],
-    "cos + w focus": lambda c, w: c["cosine"] + w * c["focus"],
-    "cos + w lexical": lambda c, w: c["cosine"] + w * c["lexical"],
-    "focus + w cos": lambda c, w: c["focus"] + w * c["cosine"],
-}
-WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+def decide(row: Row, threshold: float) -> tuple[bool, bool]:
+    """(answers, answers rightly) for a row when the answerer abstains below ``threshold``:
+    its chosen sentence's score is 0.7 x meaning + 0.3 x words + the rank prior."""
+    chosen = row["chosen"]
+    if not chosen:
+        return False, False
+    c = row["candidates"][chosen["index"]]
+    score = 0.7 * c["cosine"] + 0.3 * c["lexical"] + c["prior"]
+    return score >= threshold, score >= threshold and bool(chosen["right"])
 
 
-def outcome(rows: Sequence[Row], score: Score, weight: float,
-            threshold: float) -> dict[str, float]:
-    """Answered correctly (positives), abstained (negatives) under a rule."""
-    right = abstained = positives = negatives = 0
-    for row in rows:
-        cands = [c for c in row["candidates"] if c["cosine"] > -1]
-        best = max(cands, key=lambda c: score(c, weight)) if cands else None
-        answers = best is not None and score(best, weight) >= threshold
-        if row["part"] == "positives":
-            positives += 1
-            right += bool(answers and best is not None and best["right"])
-        else:
-            negatives += 1
-            abstained += not answers
-    return {"accuracy": right / max(1, positives), "abstention": abstained / max(1, negatives)}
+def outcome(rows: Sequence[Row], threshold: float) -> dict[str, float]:
+    """Answered correctly (of positives) and abstained (of negatives) at a threshold."""
+    pos = [r for r in rows if r["part"] == "positives"]
+    neg = [r for r in rows if r["part"] != "positives"]
+    right = sum(decide(r, threshold)[1] for r in pos)
+    answered = sum(decide(r, threshold)[0] for r in neg)
+    return {"accuracy": right / max(1, len(pos)),
+            "abstention": 1 - answered / max(1, len(neg))}
 
 
-def choose(rows: Sequence[Row], score: Score) -> tuple[float, float, dict[str, float]]:
-    """The weight and threshold maximising accuracy + abstention on ``rows``."""
-    best: tuple[float, float, dict[str, float]] | None = None
-    for weight in WEIGHTS:
-        values = sorted({round(score(c, weight), 3) for r in rows for c in r["candidates"]
-                         if c["cosine"] > -1})
-        for threshold in [-1.0, *values[::max(1, len(values) // 200)]]:
-            got = outcome(rows, score, weight, threshold)
-            if best is None or got["accuracy"] + got["abstention"] > sum(best[2].values()):
-                best = (weight, threshold, got)
-    assert best is not None
-    return best
+THRESHOLDS = [round(-1.0 + 0.05 * i, 2) for i in range(0, 37)]
 
 
 def report(rows: Sequence[Row], choose_on: str) -> None:
     sets = sorted({r["set"] for r in rows})
-    negatives = sorted({r["part"] for r in rows} - {"positives"})
-    print(f"chosen on {choose_on}, negatives: {', '.join(negatives)}\n")
-    print("| rule | weight | threshold | " + " | ".join(
-        f"{s} accuracy | {s} abstention" for s in sets) + " |")
-    print("|---|---|---|" + "---|---|" * len(sets))
-    for name, score in RULES.items():
-        weight, threshold, _ = choose([r for r in rows if r["set"] == choose_on], score)
-        cells = []
-        for s in sets:
-            got = outcome([r for r in rows if r["set"] == s], score, weight, threshold)
-            cells += [f"{got['accuracy']:.3f}", f"{got['abstention']:.3f}"]
-        print(f"| {name} | {weight} | {threshold:.3f} | " + " | ".join(cells) + " |")
+    chosen = max(THRESHOLDS, key=lambda t: sum(outcome(
+        [r for r in rows if r["set"] == choose_on], t).values()))
+    print(f"min_score chosen on {choose_on} (most answered right + abstained): {chosen}\n")
+    print("| min_score | " + " | ".join(f"{s} accuracy | {s} abstention" for s in sets)
+          + " |")
+    print("|---|" + "---|---|" * len(sets))
+    for t in [t for t in THRESHOLDS if t >= 0.2]:
+        cells = [f"{v:.3f}" for s in sets
+                 for v in outcome([r for r in rows if r["set"] == s], t).values()]
+        mark = " (chosen)" if t == chosen else ""
+        print(f"| {t}{mark} | " + " | ".join(cells) + " |")
     top = [r for r in rows if r["part"] == "positives"]
     reachable = np.mean([any(c["right"] for c in r["candidates"]) for r in top])
     print(f"\npositives with a right candidate after the gate: {reachable:.3f}; with the "

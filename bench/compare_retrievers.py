@@ -29,10 +29,11 @@ from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.eval import Ask, EvalReport, evaluate, load_questions
 from rag.filters import Filters
+from rag.gate import AnswerGate
 from rag.result import RetrievedPassage
 from rag.retrieve import Retriever
 from ui.settings import load_settings
-from ui.wiring import build_embedder, build_retriever, build_store
+from ui.wiring import build_embedder, build_retriever, build_store, shared_language
 
 
 class LlamaIndexRetriever:
@@ -73,8 +74,9 @@ class LlamaIndexRetriever:
 
 def run(retriever: Retriever, questions: Path, embedder: Embedder, top_k: int,
         answers: bool, use_dates: bool = False) -> tuple[dict[str, Any], float]:
-    assistant = Assistant(retriever, ExtractiveAnswerer(embedder), CitationChecker(embedder),
-                          top_k)
+    gate = AnswerGate(shared_language())
+    assistant = Assistant(retriever, ExtractiveAnswerer(embedder, gate), CitationChecker(embedder),
+                          gate, top_k)
     ask: Ask | None = (
         (lambda q, d, history, filters: assistant.ask(q, top_k, filters, history, as_of=d))
         if answers else None)

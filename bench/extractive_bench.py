@@ -19,8 +19,10 @@ from bench.common import QUESTIONS, CountingEmbedder, table
 from bench.query_bench import OUT
 from index.embedder import MINILM_NAME
 from index.store import PassageStore, open_client
-from rag.answerers import ExtractiveAnswerer
+from rag.answerers import ExtractiveAnswerer, ExtractiveOptions
+from rag.gate import AnswerGate
 from rag.retrieve import DenseRetriever
+from ui.wiring import shared_language
 
 
 def main() -> None:
@@ -37,10 +39,12 @@ def main() -> None:
     reference: list[str] = []
     rows: list[list[Any]] = []
     for cap in args.caps:
-        answerer = ExtractiveAnswerer(embedder, max_embedded=cap or None, cache_size=0)
+        answerer = ExtractiveAnswerer(embedder, AnswerGate(shared_language()),
+                                      ExtractiveOptions(max_embedded=cap or None),
+                                      cache_size=0)
         embedder.texts, cpu, texts = 0, time.process_time(), []
         for r, passages in zip(records, retrieved, strict=True):
-            texts.append(answerer.compose(r["question"], passages))
+            texts.append(answerer.compose(r["question"], passages).text)
         cpu = time.process_time() - cpu
         reference = reference or texts
         same = sum(a == b for a, b in zip(texts, reference, strict=True))

@@ -14,7 +14,9 @@ from index.store import PassageStore, open_client
 from rag.answerers import ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
+from rag.gate import AnswerGate
 from rag.retrieve import DenseRetriever
+from ui.wiring import shared_language
 
 
 def main() -> None:
@@ -26,8 +28,9 @@ def main() -> None:
     args = parser.parse_args()
     store = PassageStore(open_client(OUT / f"store-{args.size}", None), "articles", MINILM_NAME)
     embedder = MiniLMEmbedder(query_cache=0)
-    assistant = Assistant(DenseRetriever(store, embedder), ExtractiveAnswerer(embedder),
-                          CitationChecker(embedder))
+    gate = AnswerGate(shared_language())
+    assistant = Assistant(DenseRetriever(store, embedder), ExtractiveAnswerer(embedder, gate),
+                          CitationChecker(embedder), gate)
     assistant.ask("warm up")
     profiler = Profiler(interval=0.002)
     with profiler:

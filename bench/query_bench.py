@@ -133,7 +133,9 @@ def query(path: Path, runs: int, mode: Mode = "hybrid") -> dict[str, Any]:
     from rag.answerers import ExtractiveAnswerer
     from rag.assistant import Assistant
     from rag.citations import CitationChecker
+    from rag.gate import AnswerGate
     from rag.retrieve import FusionOptions, HybridRetriever
+    from ui.wiring import shared_language
 
     with timer() as open_s:  # includes building the BM25 index on the first query
         store = PassageStore(open_client(path, None), "articles", MINILM_NAME)
@@ -141,8 +143,9 @@ def query(path: Path, runs: int, mode: Mode = "hybrid") -> dict[str, Any]:
         lexical = LexicalIndex(store, path / "bm25" / "articles")
         # The default retrieval (hybrid: dense + BM25 + whole-article BM25, fused).
         retriever = HybridRetriever(store, embedder, lexical, FusionOptions(), mode=mode)
-        assistant = Assistant(retriever, ExtractiveAnswerer(embedder),
-                              CitationChecker(embedder), top_k=5)
+        gate = AnswerGate(shared_language())
+        assistant = Assistant(retriever, ExtractiveAnswerer(embedder, gate),
+                              CitationChecker(embedder), gate, top_k=5)
         uncached = HybridRetriever(store, UncachedQueries(embedder), lexical, FusionOptions(),
                                    mode=mode)
         assistant.ask("warm up the store and the model")

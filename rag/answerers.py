@@ -18,7 +18,7 @@ import numpy as np
 from index.embedder import Embedder, Vectors
 from index.passages import sentence_spans
 from rag.gate import AnswerGate
-from rag.question import base_form, focus
+from rag.question import Frame, base_form, focus
 from rag.result import RetrievedPassage
 from rag.terms import content_terms, stem, strip_markers, words
 
@@ -46,7 +46,7 @@ class Answerer(Protocol):
     def streams(self) -> bool: ...
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
-               history: Sequence[Turn] = ()) -> Iterator[str]: ...
+               history: Sequence[Turn] = ()) -> Iterator[str | ShortAnswer]: ...
 
 
 _ANAPHORS = frozenset("""it its he she his her they their them this that these those but
@@ -68,20 +68,42 @@ class _Candidate:
 
 
 @dataclass(frozen=True)
+class ShortAnswer:
+    """An answerer's pick of the short answer (a name, number, date, place), passed with
+    its text; the gate takes it when the cited sentence holds it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Composed:
+    text: str
+    short: str = ""
+
+
+def _flat(text: str) -> str:
+    return " ".join(w.lower() for w in words(text))
+
+
+
+
+
+@dataclass(frozen=True)
 class ExtractiveOptions:
     """How the extractive answerer weighs a candidate sentence (chosen on the dev sets; see
     docs/answers.md): ``meaning_weight`` x embedding similarity to the question plus
     ``words_weight`` x the share of the question's (IDF-weighted) words it has, plus a small
     prior for better-ranked passages; below ``min_score`` it abstains."""
 
-    min_score: float = 0.35
+    min_score: float = 0.5
     meaning_weight: float = 0.7
     words_weight: float = 0.3
+    focus_weight: float = 0.1
     rank_prior: float = 0.05
     max_sentences: int = 2
     runner_up: float = 0.85  # a second sentence is added only when this close to the best
     max_judged: int = 24  # sentences put through the gate, best by words first
-    max_embedded: int = 8  # of those that pass, embedded (the answer's main cost)
+    max_embedded: int | None = 8  # of those that pass, embedded (the main cost); None: all
 
 
 class ExtractiveAnswerer:
@@ -106,31 +128,44 @@ class ExtractiveAnswerer:
         self._lock = threading.Lock()
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
-               history: Sequence[Turn] = ()) -> Iterator[str]:
-        text = self.compose(question, passages)
-        if text:
-            yield text
+               history: Sequence[Turn] = ()) -> Iterator[str | ShortAnswer]:
+        composed = self.compose(question, passages)
+        if composed.short:
+            yield ShortAnswer(composed.short)
+        if composed.text:
+            yield composed.text
 
-    def compose(self, question: str, passages: Sequence[RetrievedPassage]) -> str:
-        """The chosen sentences with their markers, or '' when nothing answers the question."""
+    def compose(self, question: str, passages: Sequence[RetrievedPassage]) -> Composed:
+        """The chosen sentences with their markers (empty when nothing answers the
+        question) and the short answer they were chosen for."""
+        frame = self.gate.frame(question)
         candidates = self._candidates(question, passages)
         if not candidates:
-            return ""
+            return Composed("")
         scores = self._score(question, candidates)
-        best = float(scores.max())
+        best = int(np.argmax(scores))
         o = self.options
-        if best < o.min_score:
-            return ""
-        chosen: list[_Candidate] = []
+        if scores[best] < o.min_score:
+            return Composed("")
+        short = self._short(frame, candidates[best])
+        chosen = [candidates[best]]
         for i in np.argsort(-scores):
             c = candidates[i]
-            if len(chosen) == o.max_sentences or scores[i] < o.runner_up * best:
+            if len(chosen) == o.max_sentences or scores[i] < o.runner_up * scores[best]:
                 break
+            if short and _flat(short) not in _flat(c.text):
+                continue  # a second sentence must be about the same answer
             if not any(x.passage == c.passage and x.start < c.end and c.start < x.end
                        for x in chosen):  # a widened sentence may overlap another
                 chosen.append(c)
         chosen.sort(key=lambda c: (c.passage, c.start))
-        return " ".join(f"{strip_markers(c.text)} [{c.passage + 1}]" for c in chosen)
+        return Composed(" ".join(f"{strip_markers(c.text)} [{c.passage + 1}]"
+                                 for c in chosen), short)
+
+    def _short(self, frame: Frame, candidate: _Candidate) -> str:
+        """The short answer the chosen sentence gives (as the gate picks it), or ''."""
+        span = self.gate.answer_span(frame, candidate.text)
+        return candidate.text[span[0]:span[1]] if span else ""
 
     def _candidates(self, question: str,
                     passages: Sequence[RetrievedPassage]) -> list[_Candidate]:
@@ -171,7 +206,7 @@ class ExtractiveAnswerer:
         o = self.options
         f = self.features(question, candidates)
         return np.asarray(o.meaning_weight * f["cosine"] + o.words_weight * f["lexical"]
-                          + f["prior"], dtype=np.float64)
+                          + o.focus_weight * f["focus"] + f["prior"], dtype=np.float64)
 
     def features(self, question: str,
                  candidates: list[_Candidate]) -> dict[str, np.typing.NDArray[np.float64]]:

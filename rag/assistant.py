@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from datetime import date
 
-from rag.answerers import Answerer, Turn
+from rag.answerers import Answerer, ShortAnswer, Turn
 from rag.citations import CitationChecker
 from rag.condense import Condenser, RuleCondenser
 from rag.filters import Filters
@@ -58,13 +58,23 @@ class Assistant:
                          abstain_reason=NO_PASSAGES)
             return
         chunks: list[str] = []
+        short: str | None = None
         for chunk in self.answerer.stream(standalone, passages, history):
+            if isinstance(chunk, ShortAnswer):
+                short = chunk.text
+                continue
             chunks.append(chunk)
             if self.answerer.streams:
                 yield chunk
-        answer = self.checker.check(question, "".join(chunks), passages, self.answerer.name)
+        text = "".join(chunks)
+        answer = self.checker.check(question, text, passages, self.answerer.name)
         # Supported is not enough: the cited sentences must answer the question asked.
-        answer = self.gate.check(standalone, answer, lead=not self.answerer.streams)
+        answer = self.gate.check(standalone, answer, lead=not self.answerer.streams,
+                                 prefer=short)
+        if answer.abstained and not text.strip():  # the answerer found nothing: say why
+            answer.abstain_reason = self.gate.explain(standalone, passages)
+        if not self.answerer.streams:  # its text is known only now: one chunk, as checked
+            yield answer.answer
         answer.condensed_question = condensed
         if answer.removed_sentences:
             log.info("citation check removed %d unsupported sentence(s)",

@@ -24,6 +24,9 @@ _MARKERS = re.compile(r"\[(\d{1,3})\]")
 _LEADING = re.compile(r"^(?:\s*\[\d{1,3}\])+")
 _QUOTE = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
 _TOKEN = re.compile(r"\[\d{1,3}\]|[^\W_]+")
+# Template slots a model left unfilled: "[n]", "[NAME]", "{date}", "<number>", "XX".
+_PLACEHOLDER = re.compile(r"\[(?!\d{1,3}\])[^\]\n]{1,20}\]|\{[^}\n]{1,20}\}|"
+                          r"<[A-Za-z_ ]{1,20}>|\bX{2,}\b")
 
 NO_SUPPORTED_SENTENCE = "no sentence of the passages supports an answer"
 
@@ -75,6 +78,8 @@ class CitationChecker:
         Names in the article's ``title`` (its topic, e.g. the country) may stand anywhere.
         """
         claim = strip_markers(sentence)
+        if _PLACEHOLDER.search(claim):  # "lasted for [n] days": a template, not a fact
+            return Support(False, 0.0, 0.0, None, "a placeholder, not a fact")
         topic = {stem(w) for w in words(title)}
         keys = key_terms(claim) - topic
         missing = keys - {stem(w) for w in words(passage)}
@@ -87,6 +92,8 @@ class CitationChecker:
         if not terms:
             return Support(False, 0.0, 0.0, None, "sentence states nothing checkable")
         spans = sentence_spans(passage) or [(0, len(passage))]
+        if quotes and not _attributed(claim, quotes, passage, spans):
+            return Support(False, 0.0, 0.0, None, "the quote is someone else's")
         quoted = _verbatim(claim, passage, spans)
         if quoted is not None:  # the passage says exactly this: no need to weigh meaning
             return Support(True, 1.0, 1.0, quoted)
@@ -230,6 +237,30 @@ def _parse(text: str) -> list[_Sentence]:
             continue
         sentences.append(_Sentence(clean, markers))
     return sentences
+
+
+def _attributed(claim: str, quotes: list[str], passage: str,
+                spans: list[tuple[int, int]]) -> bool:
+    """Does the passage give each quote to someone the claim names as its speaker?
+
+    The claim's names outside its quotes must be in the sentence that holds the quote (or
+    the one before it, for "X said:" and a quote after): the passage's words put in the
+    mouth of another person the passage mentions nearby are not supported.
+    """
+    speakers = key_terms(_QUOTE.sub(" ", claim)) - key_terms(" ".join(quotes))
+    if not speakers:
+        return True
+    flats = [_flat(passage[a:b]) for a, b in spans]
+    for quote in quotes:
+        target = _flat(quote)
+        for i, flat in enumerate(flats):
+            if target[:60] in flat or (i + 1 < len(flats) and target[:60] in
+                                       f"{flat} {flats[i + 1]}"):
+                near = passage[spans[max(0, i - 1)][0]:spans[min(len(spans) - 1, i + 1)][1]]
+                if not speakers & {stem(w) for w in words(near)}:
+                    return False
+                break
+    return True
 
 
 def _verbatim(claim: str, passage: str,

@@ -31,8 +31,9 @@ from rag.question import (
     Constraint,
     Frame,
     analyse,
+    base_form,
 )
-from rag.result import Answer, Citation, RetrievedPassage
+from rag.result import NOT_COVERED, Answer, Citation, RetrievedPassage
 from rag.terms import STOPWORDS, stem, words
 
 _CONTEXT_SENTENCES = 2
@@ -58,7 +59,8 @@ _ALIASES: dict[str, frozenset[str]] = {
     "eu": frozenset({"eu", "european", "union", "brussel"}),
 }
 # For 'who', a person before an organisation before a people or a place.
-_PREFERENCE = {"PERSON": 0, "ORG": 1, "NORP": 2, "GPE": 3}
+_PREFERENCE = {"PERSON": 0, "ORG": 1, "GPE": 2, "NORP": 2}
+_SUBJECTS = frozenset({"nsubj", "nsubjpass"})
 _GROUPS = frozenset(stem(w) for w in """force forces troops troop rebels rebel militants
 militant police government officials official authorities authority army regime coalition
 ministers leaders council committee court company firm opposition protesters lawmakers
@@ -66,6 +68,9 @@ voters residents judges jury board""".split())
 # Country-wide words: true of most stories they describe, seldom repeated in the passage.
 _GENERIC = frozenset(stem(w) for w in """us u.s america american americans uk britain british
 england english world earth global international national federal""".split())
+_COORDINATION = re.compile(r"\s*(,|and|&|,\s*and)\s*(the\s*)?", re.IGNORECASE)
+_OF_A = re.compile(r"\s*of( a| an)?\s*", re.IGNORECASE)  # "a quarter" "of a" "million"
+_NAMES = frozenset({"PERSON", "ORG", "GPE", "NORP", "LOC", "FAC"})
 _WANTS_TEXT = [(PERSONISH, "a person or organisation"), (QUANTITY, "a number"),
                (WHEN, "a date or time"), (PLACE, "a place")]
 
@@ -90,8 +95,10 @@ class AnswerGate:
         return analyse(self.language.parse(question))
 
     def judge(self, frame: Frame, passage: RetrievedPassage, start: int, end: int,
-              spans: Sequence[tuple[int, int]] | None = None) -> Finding:
-        """Does ``passage.text[start:end]`` answer the question of ``frame``?"""
+              spans: Sequence[tuple[int, int]] | None = None,
+              prefer: str | None = None) -> Finding:
+        """Does ``passage.text[start:end]`` answer the question of ``frame``? ``prefer``:
+        the short answer to take when the sentence offers several."""
         text = passage.text
         sentence = text[start:end]
         if not_an_answer(sentence, passage.title):
@@ -105,58 +112,100 @@ class AnswerGate:
             return Finding(False, f"the passages do not quote {frame.speaker.text}", step=2)
         if not frame.wants:
             return Finding(True, step=4)
-        span = self._answer_span(frame, sentence)
+        span = self.answer_span(frame, sentence, prefer)
         if span is None:
             return Finding(False, f"no passage names {_wanted_text(frame)} that answers it",
                            step=3)
         return Finding(True, short=(start + span[0], start + span[1]), step=4)
 
-    def _answer_span(self, frame: Frame, sentence: str) -> tuple[int, int] | None:
+    def answer_span(self, frame: Frame, sentence: str,
+                     prefer: str | None = None) -> tuple[int, int] | None:
         """The span (in the sentence) of the thing asked for: an entity of a wanted kind
-        that says something the question does not already say."""
+        that says something the question does not already say; ``prefer`` (an answerer's
+        choice, e.g. the name most passages agree on) when it is one of them."""
+        found = self.answer_spans(frame, sentence)
+        if not found:
+            return None
+        if prefer:
+            chosen = [f for f in found if _flat(sentence[f[1][0]:f[1][1]]) == _flat(prefer)]
+            if chosen:
+                return chosen[0][1]
+        return min(found, key=lambda f: (f[0], _distance(frame, sentence, f[1])))[1]
+
+    def answer_spans(self, frame: Frame, sentence: str) -> list[tuple[int, tuple[int, int]]]:
+        """Every span of the sentence that could answer the question, with a preference
+        (lower first): for 'who', a person before an organisation or a country before a
+        nationality; an answer in the role the question's wh-word has (its subject) first."""
         doc = self.language.parse(sentence)
         found: list[tuple[int, tuple[int, int]]] = []  # (preference, span)
-        for ent in doc.ents:
-            if ent.label_ not in frame.wants:
+        dateline = _DATELINE.match(sentence)
+        for ent in _joined(doc, frame.wants):
+            if ent.label_ not in frame.wants or (dateline and ent.start_char < dateline.end()):
                 continue
             new = _stems(ent.text) - frame.question_stems
             if not new and not (ent.label_ in QUANTITY | WHEN and _digits(ent.text)):
                 continue
             if ent.label_ in QUANTITY and not _counts(frame, ent):
                 continue
-            found.append((_PREFERENCE.get(ent.label_, 1), _trim(frame, ent)))
-        if not found and frame.wants & QUANTITY:
-            found = [(1, (t.idx, t.idx + len(t.text))) for t in doc if t.lower_ in _ZERO
-                     and _counts(frame, doc[t.i:t.i + 1])]
-        if not found and frame.wants & frozenset({"PERSON", "ORG"}):
-            found = [(2, span) for span in [*_proper_names(frame, doc),
-                                            *_groups(frame, doc)]]
-        if not found:
-            return None
-        return min(found, key=lambda f: (f[0], _distance(frame, sentence, f[1])))[1]
+            found.append((2 * _PREFERENCE.get(ent.label_, 1) + _role(frame, ent.root),
+                          _trim(frame, ent)))
+        if frame.wants & QUANTITY:
+            found += [(3, (t.idx, t.idx + len(t.text))) for t in doc if t.lower_ in _ZERO
+                      and _counts(frame, doc[t.i:t.i + 1])]
+        if frame.wants & frozenset({"PERSON", "ORG"}):
+            # names the small model leaves untagged ("Hu Meiling"), and groups ("rebels")
+            taken = [span for _, span in found]
+            found += [(pref + _role(frame, doc.char_span(*span, alignment_mode="expand").root),
+                       span) for pref, spans in ((2, _proper_names(frame, doc)),
+                                                 (4, _groups(frame, doc)))
+                      for span in spans if not any(a < span[1] and span[0] < b
+                                                   for a, b in taken)]
+        return found
 
-    def check(self, question: str, answer: Answer, lead: bool = False) -> Answer:
+    def check(self, question: str, answer: Answer, lead: bool = False,
+              prefer: str | None = None) -> Answer:
         """The answer with its short answer, or an abstention saying why it does not
-        answer the question. With ``lead`` the answer text starts with the short answer."""
+        answer the question. With ``lead`` the answer text starts with the short answer;
+        ``prefer`` is the answerer's pick of it, taken when the cited sentence holds it."""
         if answer.abstained:
             return answer
         frame = self.frame(question)
         best: Finding | None = None
-        for citation in answer.citations:
-            for a, b in citation.highlights or [(citation.start, citation.end)]:
-                finding = self.judge(frame, citation, a - citation.start,
-                                     b - citation.start)
-                if finding.ok:
-                    return with_short_answer(answer, frame, finding, citation, lead)
-                if best is None or finding.step > best.step:
-                    best = finding
+        spans = [(citation, a, b) for citation in answer.citations
+                 for a, b in citation.highlights or [(citation.start, citation.end)]]
+        if prefer:  # the sentence holding the answerer's pick first
+            spans.sort(key=lambda s: _flat(prefer) not in _flat(
+                s[0].text[s[1] - s[0].start:s[2] - s[0].start]))
+        for citation, a, b in spans:
+            finding = self.judge(frame, citation, a - citation.start, b - citation.start,
+                                 prefer=prefer)
+            if finding.ok:
+                return with_short_answer(answer, frame, finding, citation, lead)
+            if best is None or finding.step > best.step:
+                best = finding
         assert best is not None
         return answer.model_copy(update={
-            "answer": NOT_ANSWERED, "abstained": True, "citations": [],
+            "answer": NOT_COVERED, "abstained": True, "citations": [],
             "abstain_reason": best.reason})
 
+    def explain(self, question: str, passages: Sequence[RetrievedPassage]) -> str:
+        """Why the passages hold no answer: the reason of the sentence that came closest,
+        or that the closest ones are not close enough in what they say."""
+        frame = self.frame(question)
+        best: Finding | None = None
+        for passage in passages:
+            spans = sentence_spans(passage.text)
+            for a, b in spans:
+                finding = self.judge(frame, passage, a, b, spans)
+                if finding.ok:
+                    return NOT_CLOSE
+                if best is None or finding.step > best.step:
+                    best = finding
+        return best.reason if best is not None else NOT_CLOSE
 
-NOT_ANSWERED = "The articles do not answer this question."
+
+NOT_CLOSE = ("the passages that name what it asks for say something else than what the "
+             "question describes")
 
 
 def with_short_answer(answer: Answer, frame: Frame, finding: Finding,
@@ -182,7 +231,7 @@ def _quotes(speaker: Constraint, text: str, start: int, end: int) -> bool:
     stems = _stems(sentence)
     if not (_QUOTE_MARK.search(sentence) or stems & _REPORTING):
         return False
-    if _matches(speaker.stems, stems):
+    if _is_speaker(speaker, stems):
         return True
     first = words(sentence.lower())[:6]
     if _PRONOUNS & set(first) or _QUOTE_MARK.match(sentence.lstrip()):
@@ -203,8 +252,8 @@ def _is_speaker(speaker: Constraint, have: frozenset[str]) -> bool:
 def not_an_answer(sentence: str, title: str) -> bool:
     """A question, a headline, a heading, a byline, a quiz line or web boilerplate."""
     stripped = sentence.strip()
-    if not stripped or stripped.endswith("?") or stripped.startswith("#"):
-        return True
+    if not stripped or stripped.endswith(("?", ",", ":", ";")) or stripped.startswith("#"):
+        return True  # a question, a heading, or a fragment cut off mid-sentence
     if title and _flat(stripped) == _flat(title):
         return True
     if len(words(stripped)) < 4 or _QUIZ.search(stripped) or _BYLINE.match(stripped):
@@ -292,12 +341,50 @@ def _counts(frame: Frame, span: Any) -> bool:
 
 def _trim(frame: Frame, ent: Any) -> tuple[int, int]:
     """An entity's span without leading words the question already has ("the UN Samantha
-    Power" for "the US ambassador to the UN" -> "Samantha Power")."""
+    Power" for "the US ambassador to the UN" -> "Samantha Power"); a number keeps what
+    qualifies it ("more than 200")."""
     tokens = list(ent)
-    while len(tokens) > 1 and (stem(tokens[0].text) in frame.question_stems
-                               or tokens[0].lower_ in STOPWORDS):
-        tokens = tokens[1:]
+    if ent.label_ not in QUANTITY | WHEN:
+        while len(tokens) > 1 and (stem(tokens[0].text) in frame.question_stems
+                                   or tokens[0].lower_ in STOPWORDS):
+            tokens = tokens[1:]
     return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
+
+
+def _role(frame: Frame, root: Any) -> int:
+    """0 when the answer plays the wh-word's part (its subject, or the agent of a passive:
+    "brokered by Moscow"), else 1."""
+    if not frame.subject:
+        return 0
+    agent = root.dep_ == "pobj" and root.head.dep_ == "agent"
+    return 0 if root.dep_ in _SUBJECTS or agent else 1
+
+
+def _joins(label: str, between: str) -> bool:
+    if label in _NAMES:
+        return bool(_COORDINATION.fullmatch(between))
+    return label == "CARDINAL" and bool(_OF_A.fullmatch(between))
+
+
+def _joined(doc: Any, wants: frozenset[str]) -> list[Any]:
+    """The sentence's entities, with names of a wanted kind joined by 'and' or commas made
+    one ("Moscow and Washington", "Britain, the US and France")."""
+    from spacy.tokens import Span
+
+    ents = list(doc.ents)
+    out: list[Any] = []
+    i = 0
+    while i < len(ents):
+        first = last = ents[i]
+        j = i + 1
+        while (j < len(ents) and first.label_ in wants and ents[j].label_ == first.label_
+               and _joins(first.label_, doc[last.end:ents[j].start].text)):
+            last = ents[j]
+            j += 1
+        out.append(first if last is first else Span(doc, first.start, last.end,
+                                                    label=first.label_))
+        i = j
+    return out
 
 
 def _proper_names(frame: Frame, doc: Any) -> list[tuple[int, int]]:
@@ -305,8 +392,9 @@ def _proper_names(frame: Frame, doc: Any) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     run: list[Any] = []
     for token in [*doc, None]:
-        if token is not None and token.pos_ == "PROPN" and token.i > 0:
-            run.append(token)
+        if token is not None and token.pos_ == "PROPN" and token.i > 0 and (
+                not token.ent_type_ or token.ent_type_ in PERSONISH):
+            run.append(token)  # a word tagged as a date or a number is not a name
             continue
         if run and _stems(" ".join(t.text for t in run)) - frame.question_stems:
             found.append((run[0].idx, run[-1].idx + len(run[-1].text)))
@@ -322,15 +410,19 @@ def _groups(frame: Frame, doc: Any) -> list[tuple[int, int]]:
 
 
 def _distance(frame: Frame, sentence: str, span: tuple[int, int]) -> int:
-    """How far (in characters) a candidate lies from the question's words in the sentence."""
+    """How far (in characters) a candidate lies from what the question says happened (its
+    verbs, else its other words) in the sentence."""
+    wanted = frame.predicates or frame.terms
     near = [m.start() for m in re.finditer(r"[^\W_]+", sentence)
-            if stem(m.group()) in frame.terms]
+            if base_form(stem(m.group())) in wanted]
     if not near:
         return 0
-    return min(abs(span[0] - n) for n in near)
+    return min(min(abs(span[0] - n), abs(span[1] - n)) for n in near)
 
 
 def _wanted_text(frame: Frame) -> str:
+    if frame.wants == frozenset({"MONEY"}):
+        return "a sum of money"
     if frame.head:
         return f"the {frame.head}" if frame.wh != "how many" else f"a number of {frame.head}"
     for labels, text in _WANTS_TEXT:
@@ -339,8 +431,12 @@ def _wanted_text(frame: Frame) -> str:
     return "what it asks for"
 
 
+_ACRONYM_DOTS = re.compile(r"\b([A-Z])\.(?=[A-Z]\b\.?)")  # "U.S." is "US"
+_DATELINE = re.compile(r"^[A-Z][A-Z .,'()]{2,40}\s*[–—-]")  # "WASHINGTON – " opens a report
+
+
 def _stems(text: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in words(text))
+    return frozenset(stem(w) for w in words(_ACRONYM_DOTS.sub(r"\1", text)))
 
 
 def _digits(text: str) -> str:

@@ -32,14 +32,16 @@ _HEADS: dict[frozenset[str], tuple[str, ...]] = {
     frozenset({"GPE", "LOC", "NORP"}): (
         "country", "nation", "state", "city", "capital", "town", "region", "territory",
         "island", "continent", "province", "county", "village", "area", "place", "location",
-        "district", "neighborhood", "neighbourhood", "border", "kingdom", "republic"),
+        "district", "neighborhood", "neighbourhood", "border", "kingdom", "republic",
+        "destination", "resort", "spot", "venue", "site"),
     frozenset({"ORG", "PRODUCT", "FAC", "WORK_OF_ART"}): (
         "company", "firm", "automaker", "carmaker", "retailer", "airline", "bank", "school",
         "university", "college", "team", "club", "network", "agency", "organization",
         "organisation", "party", "group", "store", "chain", "brand", "app", "platform",
         "startup", "newspaper", "publisher", "league", "giant", "manufacturer", "maker",
         "broadcaster", "channel", "studio", "union", "court", "department", "ministry",
-        "restaurant", "hospital", "service", "website", "site", "charity", "business"),
+        "restaurant", "hospital", "service", "website", "charity", "business",
+        "carrier", "operator", "provider", "outlet", "magazine", "label", "streamer"),
     frozenset({"PERSON"}): (
         "person", "man", "woman", "leader", "president", "minister", "singer", "actor",
         "actress", "comedian", "player", "star", "athlete", "coach", "ceo", "author",
@@ -103,6 +105,8 @@ class Frame:
     speaker: Constraint | None  # "What did the mayor say?" -> the mayor
     terms: frozenset[str]  # stemmed content words
     question_stems: frozenset[str]  # every stemmed word of the question
+    predicates: frozenset[str] = frozenset()  # its verbs (base forms): what happened
+    subject: bool = False  # the wh-phrase is the subject ("Which team won ...?")
 
     @property
     def wants_short_answer(self) -> bool:
@@ -119,9 +123,36 @@ def analyse(doc: Any) -> Frame:
     constraints = _constraints(doc, speaker)
     terms = frozenset(stem(w) for w in words(text) if w.lower() not in STOPWORDS
                       and len(w) > 1 and w.lower() not in _WH_WORDS)
+    verbs = [t for t in doc if t.pos_ == "VERB"]
+    predicates = frozenset(base_form(stem(t.text)) for t in [*verbs, *_last_word(doc)]
+                           if t.lemma_ not in _LIGHT_VERBS and t.lower_ not in _WH_WORDS)
     return Frame(text=text, wh=wh, wants=wants, head=head, constraints=constraints,
                  speaker=speaker, terms=terms,
-                 question_stems=frozenset(stem(w) for w in words(text)))
+                 question_stems=frozenset(stem(w) for w in words(text)),
+                 predicates=predicates, subject=_wh_is_subject(doc))
+
+
+_LIGHT_VERBS = frozenset("be have do make take get give go become say".split())
+
+
+def _last_word(doc: Any) -> list[Any]:
+    """In "When did the ceasefire collapse?" the verb ends the question, and the small
+    parser may read it as a noun: with a 'did/does/will', the last word is the verb."""
+    tokens = [t for t in doc if not t.is_punct]
+    if tokens and any(t.lemma_ in ("do", "will", "can") and t.pos_ == "AUX" for t in doc):
+        last = tokens[-1]
+        if last.pos_ in ("NOUN", "VERB") and last.dep_ != "ROOT":
+            return [doc[last.i:last.i + 1].root]
+    return []
+
+
+def _wh_is_subject(doc: Any) -> bool:
+    """Is the wh-word (or the noun it picks, "which team") the subject of its clause?"""
+    for token in doc:
+        if token.lower_ in _WH_WORDS:
+            target = token.head if token.dep_ in ("det", "amod") else token
+            return target.dep_ in ("nsubj", "nsubjpass")
+    return False
 
 
 _WH_WORDS = frozenset("who whom whose what which when where why how".split())
@@ -262,7 +293,7 @@ def _constraints(doc: Any, speaker: Constraint | None) -> tuple[Constraint, ...]
             add(text.removesuffix("'s").removesuffix("’s"), "name")
         elif ent.label_ in QUANTITY and _NUMBER_WORD.search(text):
             add(text, "number")
-    keys = key_terms(doc.text) - _WH_STEMS - _CALENDAR - _TITLES
+    keys = (key_terms(doc.text) | _camel_case(doc.text)) - _WH_STEMS - _CALENDAR - _TITLES
     covered = set().union(*(c.stems for c in found.values())) if found else set()
     run: list[str] = []  # capitalised names the entity recogniser did not tag, whole
     for word in [*words(doc.text), ""]:
@@ -289,6 +320,11 @@ december""".split())
 _TITLES = frozenset(stem(w) for w in """president prince princess king queen pope senator
 governor mayor minister prime secretary general chancellor ceo sir lady lord judge justice
 rep representative sen gov former first dr""".split())
+
+
+def _camel_case(text: str) -> set[str]:
+    """'iPhone', 'eBay', 'YouTube': names that do not start with a capital."""
+    return {stem(w) for w in words(text) if any(c.isupper() for c in w[1:])}
 
 
 def _stems(text: str) -> frozenset[str]:
@@ -320,3 +356,7 @@ _BASE = {"death": "die", "dead": "die", "won": "win", "winner": "win", "victori"
 def base_form(term: str) -> str:
     """A stem mapped to the form its derived or irregular relatives share."""
     return _BASE.get(term, term)
+
+
+PERSON_NOUNS = frozenset(next(heads for labels, heads in _HEADS.items()
+                              if labels == frozenset({"PERSON"})))

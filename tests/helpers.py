@@ -18,6 +18,8 @@ import httpx
 
 from index.embedder import MiniLMEmbedder, Vectors
 from index.store import PassageStore, open_client
+from rag.gate import AnswerGate
+from ui.wiring import shared_language
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -37,6 +39,11 @@ class RecordingEmbedder(MiniLMEmbedder):
               progress: Callable[[int], None] | None = None) -> Vectors:
         self.texts.extend(texts)
         return super().embed(texts, progress)
+
+
+def answer_gate() -> AnswerGate:
+    """The answerability gate on the process's one spaCy pipeline."""
+    return AnswerGate(shared_language())
 
 
 def free_port() -> int:

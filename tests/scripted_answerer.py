@@ -11,6 +11,7 @@ from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.result import RetrievedPassage
 from rag.retrieve import DenseRetriever
+from tests.helpers import answer_gate
 from ui.settings import Settings
 from ui.wiring import Components, build_store
 
@@ -21,13 +22,14 @@ class ScriptedAnswerer:
     """The extractive answer plus an invented sentence, streamed word by word."""
 
     name = "scripted"
+    streams = True
 
     def __init__(self, embedder: Embedder) -> None:
-        self._extractive = ExtractiveAnswerer(embedder)
+        self._extractive = ExtractiveAnswerer(embedder, answer_gate())
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
                history: Sequence[Turn] = ()) -> Iterator[str]:
-        text = self._extractive.compose(question, passages)
+        text = self._extractive.compose(question, passages).text
         for word in f"{text} {UNSUPPORTED}".split(" "):
             yield word + " "
 
@@ -35,5 +37,5 @@ class ScriptedAnswerer:
 def scripted_components(settings: Settings, embedder: Embedder) -> Components:
     store = build_store(settings)
     assistant = Assistant(DenseRetriever(store, embedder), ScriptedAnswerer(embedder),
-                          CitationChecker(embedder), settings.top_k)
+                          CitationChecker(embedder), answer_gate(), settings.top_k)
     return Components(settings, store, embedder, assistant)

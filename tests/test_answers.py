@@ -13,6 +13,7 @@ from rag.citations import CitationChecker
 from rag.filters import Filters
 from rag.result import NOT_COVERED
 from rag.retrieve import DenseRetriever
+from tests.helpers import answer_gate
 
 # (question, phrase the cited passage must contain, word the answer must contain)
 ANSWERABLE = [
@@ -27,18 +28,20 @@ ANSWERABLE = [
     ("When did the ceasefire collapse?", "collapsed last Monday", "Monday"),
 ]
 
+# (question, what the abstention must say)
 UNANSWERABLE = [
-    "What did China's ambassador say about the attacks?",
-    "Who won the 2018 FIFA World Cup?",
-    "What is the population of Tokyo?",
-    "How much does the new iPhone cost?",
+    ("What did China's ambassador say about the attacks?", "do not quote China's ambassador"),
+    ("Who won the 2018 FIFA World Cup?", "mentions 2018"),
+    ("What is the population of Tokyo?", "mentions Tokyo"),
+    ("How much does the new iPhone cost?", "iPhone"),
 ]
 
 
 @pytest.fixture(scope="module")
 def assistant(sample_store: PassageStore, embedder: MiniLMEmbedder) -> Assistant:
-    return Assistant(DenseRetriever(sample_store, embedder), ExtractiveAnswerer(embedder),
-                     CitationChecker(embedder), top_k=5)
+    gate = answer_gate()
+    return Assistant(DenseRetriever(sample_store, embedder), ExtractiveAnswerer(embedder, gate),
+                     CitationChecker(embedder), gate, top_k=5)
 
 
 @pytest.mark.parametrize(("question", "phrase", "word"), ANSWERABLE)
@@ -51,21 +54,25 @@ def test_answerable_question_cites_the_passage_holding_the_answer(
     assert "[1]" in answer.answer
 
 
-@pytest.mark.parametrize("question", UNANSWERABLE)
-def test_question_the_article_cannot_answer_abstains(assistant: Assistant,
-                                                    question: str) -> None:
+@pytest.mark.parametrize(("question", "reason"), UNANSWERABLE)
+def test_question_the_article_cannot_answer_abstains_saying_why(
+        assistant: Assistant, question: str, reason: str) -> None:
     answer = assistant.ask(question)
     assert answer.abstained, answer.answer
     assert answer.answer == NOT_COVERED
-    assert answer.citations == []
-    assert answer.abstain_reason == "no sentence of the passages supports an answer"
+    assert answer.citations == [] and answer.short_answer is None
+    assert reason in (answer.abstain_reason or ""), answer.abstain_reason
 
 
-def test_an_answer_has_no_abstain_reason_and_no_short_answer_yet(assistant: Assistant) -> None:
+def test_an_answer_leads_with_its_short_answer_taken_verbatim(
+        assistant: Assistant, sample_store: PassageStore) -> None:
     answer = assistant.ask(ANSWERABLE[2][0])
     assert not answer.abstained and answer.abstain_reason is None
-    assert answer.short_answer is None and answer.short_answer_span is None
-    assert answer.short_answer_article_id is None
+    assert answer.short_answer == "Moscow and Washington"
+    assert answer.answer.startswith("Moscow and Washington [1] — ")
+    start, end = answer.short_answer_span or (0, 0)
+    [cited] = [c for c in answer.citations if c.article_id == answer.short_answer_article_id]
+    assert cited.text[start - cited.start:end - cited.start] == answer.short_answer
 
 
 def test_nothing_retrieved_abstains_saying_so(assistant: Assistant) -> None:

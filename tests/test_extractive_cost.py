@@ -9,9 +9,10 @@ import pytest
 from index.passages import split_article
 from index.readers import read_file
 from index.types import Article
-from rag.answerers import ExtractiveAnswerer
+from rag.answerers import ExtractiveAnswerer, ExtractiveOptions
 from rag.result import RetrievedPassage
 from tests.helpers import RecordingEmbedder as CountingEmbedder
+from tests.helpers import answer_gate
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "articles" / \
     "aleppo-un-russia-2016.txt"
@@ -34,20 +35,23 @@ def passages() -> list[RetrievedPassage]:
 
 
 def test_answer_embeds_at_most_max_embedded_sentences(embedder, passages):
-    answerer = ExtractiveAnswerer(embedder, max_embedded=4, cache_size=0)
+    answerer = ExtractiveAnswerer(embedder, answer_gate(), ExtractiveOptions(max_embedded=4),
+                                  cache_size=0)
     before = len(embedder.texts)
     answerer.compose(QUESTION, passages)
     assert 0 < len(embedder.texts) - before <= 4
 
 
 def test_cap_above_the_candidate_count_changes_nothing(embedder, passages):
-    everything = ExtractiveAnswerer(embedder, max_embedded=None).compose(QUESTION, passages)
-    capped = ExtractiveAnswerer(embedder, max_embedded=1000).compose(QUESTION, passages)
-    assert everything and capped == everything
+    everything = ExtractiveAnswerer(embedder, answer_gate(), ExtractiveOptions(
+        max_embedded=None)).compose(QUESTION, passages)
+    capped = ExtractiveAnswerer(embedder, answer_gate(), ExtractiveOptions(
+        max_embedded=1000)).compose(QUESTION, passages)
+    assert everything.text and capped == everything
 
 
 def test_asking_again_embeds_no_sentence(embedder, passages):
-    answerer = ExtractiveAnswerer(embedder)
+    answerer = ExtractiveAnswerer(embedder, answer_gate())
     first = answerer.compose(QUESTION, passages)
     before = len(embedder.texts)
     again = answerer.compose(QUESTION, passages)
@@ -57,7 +61,8 @@ def test_asking_again_embeds_no_sentence(embedder, passages):
 def test_repeated_sentences_are_embedded_once(embedder, passages):
     twice = passages + [p.model_copy(update={"article_id": p.article_id + "-copy"})
                         for p in passages]
-    answerer = ExtractiveAnswerer(embedder, max_embedded=None, cache_size=0)
+    answerer = ExtractiveAnswerer(embedder, answer_gate(), ExtractiveOptions(max_embedded=None),
+                                  cache_size=0)
     before = len(embedder.texts)
     answerer.compose(QUESTION, twice)
     embedded = embedder.texts[before:]

@@ -15,7 +15,7 @@ from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.result import Answer, RetrievedPassage
 from rag.retrieve import DenseRetriever
-from tests.helpers import SAMPLE_DIR, open_store
+from tests.helpers import SAMPLE_DIR, answer_gate, open_store
 
 pytest_plugins = ["tests.robustness_fixtures"]
 
@@ -36,6 +36,7 @@ class QuotingAnswerer:
     """A model that quotes the top passage verbatim, markers planted in it included."""
 
     name = "quoting"
+    streams = True
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
                history: Sequence[Turn] = ()) -> Iterator[str]:
@@ -46,6 +47,7 @@ class ObedientAnswerer:
     """A model that followed the planted instructions and invented claims and markers."""
 
     name = "obedient"
+    streams = True
 
     def stream(self, question: str, passages: Sequence[RetrievedPassage],
                history: Sequence[Turn] = ()) -> Iterator[str]:
@@ -66,7 +68,8 @@ def hostile_store(tmp_path_factory: pytest.TempPathFactory,
 
 
 def assistant(store: PassageStore, minilm: MiniLMEmbedder, answerer: Answerer) -> Assistant:
-    return Assistant(DenseRetriever(store, minilm), answerer, CitationChecker(minilm), top_k=5)
+    return Assistant(DenseRetriever(store, minilm), answerer, CitationChecker(minilm),
+                     answer_gate(), top_k=5)
 
 
 def assert_only_supported_citations(answer: Answer, checker: CitationChecker) -> None:
@@ -80,7 +83,8 @@ def assert_only_supported_citations(answer: Answer, checker: CitationChecker) ->
 
 
 def test_extractive_answer_ignores_planted_markers(hostile_store, minilm: MiniLMEmbedder) -> None:
-    answer = assistant(hostile_store, minilm, ExtractiveAnswerer(minilm)).ask(QUESTION)
+    extractive = ExtractiveAnswerer(minilm, answer_gate())
+    answer = assistant(hostile_store, minilm, extractive).ask(QUESTION)
     assert not answer.abstained
     assert "breakwater" in answer.answer
     assert_only_supported_citations(answer, CitationChecker(minilm))

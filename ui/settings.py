@@ -113,6 +113,18 @@ class Settings(BaseSettings):
     recency_weight: float = Field(1.0, ge=0, description="Weight in fusion of a ranking by "
                                   "closeness of publication to the question's as-of date, "
                                   "used only when a question has one (0: off).")
+    answer_min_score: float = Field(0.5, ge=-1, le=2, description="The extractive "
+                                    "answerer abstains when its best sentence scores below "
+                                    "this (meaning and words, see docs/answers.md): higher "
+                                    "abstains more and answers wrongly less.")
+    answer_meaning_weight: float = Field(0.7, ge=0, description="Weight of a sentence's "
+                                         "embedding similarity to the question in the "
+                                         "extractive answerer's score.")
+    answer_words_weight: float = Field(0.3, ge=0, description="Weight of the share of the "
+                                       "question's words a sentence has (IDF-weighted).")
+    answer_focus_weight: float = Field(0.1, ge=0, description="Weight of the share of the "
+                                       "question's words about what happened (not its names "
+                                       "or numbers) a sentence has.")
     clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
                                     "pitches, ad and share text) at ingest.")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "

@@ -13,7 +13,7 @@ from index.ingest import SplitOptions
 from index.lexical import LexicalIndex
 from index.lock import WriteLock
 from index.store import PassageStore, open_client
-from rag.answerers import Answerer, ExtractiveAnswerer
+from rag.answerers import Answerer, ExtractiveAnswerer, ExtractiveOptions
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.condense import Condenser, LLMCondenser, RuleCondenser
@@ -165,8 +165,14 @@ def build_answerer(settings: Settings, embedder: Embedder, gate: AnswerGate,
     """The answerer, the follow-up condenser and a one-line description of them."""
     model = build_chat_model(settings, environ)
     if model is None:
-        return (ExtractiveAnswerer(embedder, gate), RuleCondenser(),
+        options = ExtractiveOptions(min_score=settings.answer_min_score,
+                                    meaning_weight=settings.answer_meaning_weight,
+                                    words_weight=settings.answer_words_weight,
+                                    focus_weight=settings.answer_focus_weight)
+        return (ExtractiveAnswerer(embedder, gate, options), RuleCondenser(gate.language),
                 "extractive (offline)")
-    condenser: Condenser = LLMCondenser(model) if settings.llm_condense else RuleCondenser()
+    rules = RuleCondenser(gate.language)
+    condenser: Condenser = LLMCondenser(model, fallback=rules) if settings.llm_condense \
+        else rules
     answerer = LLMAnswerer(model)
     return answerer, condenser, answerer.describe()

@@ -29,6 +29,7 @@ from rag.llm_answerer import LLMAnswerer
 from rag.result import Answer
 from rag.retrieve import DenseRetriever
 from rag.terms import key_terms, stem, words
+from tests.helpers import answer_gate
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_ARTICLES = ROOT / "examples" / "articles"
@@ -124,7 +125,8 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory,
 def make_assistant(model: ChatModel, store: PassageStore, embedder: MiniLMEmbedder,
                    condenser: Condenser | None = None) -> Assistant:
     return Assistant(DenseRetriever(store, embedder), LLMAnswerer(model, TEST_GENERATION),
-                     CitationChecker(embedder), top_k=TEST_TOP_K, condenser=condenser)
+                     CitationChecker(embedder), answer_gate(), top_k=TEST_TOP_K,
+                     condenser=condenser)
 
 
 @pytest.fixture

@@ -44,11 +44,10 @@ def test_rule_leaves_a_standalone_question_alone() -> None:
     assert RuleCondenser().condense(question, history) == question
 
 
-def test_rule_attaches_the_previous_question_to_a_follow_up() -> None:
+def test_rule_resolves_a_pronoun_to_the_role_the_last_question_named() -> None:
     history = [Turn("user", "What did the US ambassador say?"), Turn("assistant", "X. [1]")]
     condensed = RuleCondenser().condense("What else did she say?", history)
-    assert condensed.startswith("What else did she say?")
-    assert "What did the US ambassador say?" in condensed
+    assert condensed == "What else did the US ambassador say?"  # not the old question glued on
 
 
 def test_model_rewrite_is_cleaned_to_one_question() -> None:

@@ -14,6 +14,7 @@ from index.store import PassageStore
 from rag.citations import CitationChecker
 from rag.condense import LLMCondenser, RuleCondenser
 from rag.llm import LlamaCppChatModel, OpenAIChatModel
+from tests.helpers import answer_gate
 from tests.llm.conftest import (
     SAMPLE_ARTICLES,
     LLMServer,
@@ -33,7 +34,8 @@ def _settings(**values: object) -> Settings:
 
 
 def test_no_model_settings_select_the_extractive_answerer(embedder: MiniLMEmbedder) -> None:
-    answerer, condenser, description = build_answerer(_settings(), embedder, environ={})
+    answerer, condenser, description = build_answerer(_settings(), embedder, answer_gate(),
+                                                      environ={})
     assert answerer.name == "extractive" and isinstance(condenser, RuleCondenser)
     assert "extractive" in description
 
@@ -42,7 +44,8 @@ def test_base_url_selects_the_compatible_server_and_keeps_the_openai_key_away(
         embedder: MiniLMEmbedder, llm_server: LLMServer) -> None:
     settings = _settings(llm_base_url=llm_server.base_url, llm_model="local-model")
     answerer, condenser, description = build_answerer(
-        settings, embedder, environ={"OPENAI_API_KEY": "sk-not-for-other-servers"})
+        settings, embedder, answer_gate(),
+        environ={"OPENAI_API_KEY": "sk-not-for-other-servers"})
     assert answerer.name == "llm:openai-compatible:local-model"
     assert isinstance(condenser, LLMCondenser)
     assert llm_server.base_url in description
