@@ -3,14 +3,13 @@ the answer dev sets (those the answerability gate accepts), with the features it
 by, and how rules on them would do.
 
     python -m bench.answer_calibration --data-dir /work/evaldata --dump cands.jsonl
-    python -m bench.answer_calibration --load cands.jsonl --choose-on 2025
+    python -m bench.answer_calibration --load cands.jsonl
 
 ``--dump`` retrieves every row as the assistant does (as of its date, without its excluded
 articles) and writes one line per row with its candidates and the one the answerer chose.
-``--load`` then tries every abstention threshold (``min_score``) on the set named by
-``--choose-on``, picks the one that maximises (answered correctly on positives) +
-(abstained on negatives), and prints the whole curve on every set: a threshold is judged by
-the set it was not chosen on.
+``--load`` then prints, for every abstention threshold (``min_score``), the share of
+answerable rows answered rightly and of unanswerable rows abstained on, per set: the
+trade-off ``RAG_ANSWER_MIN_SCORE`` sets (docs/answers.md says how the default was chosen).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.answer_sets import write_sets
-from rag.answerers import ExtractiveAnswerer
+from rag.answerers import ExtractiveAnswerer, ExtractiveOptions
 from rag.eval import contains_answer, load_questions
 from ui.evaluation import open_eval
 from ui.settings import load_settings
@@ -52,11 +51,13 @@ def dump(data_dir: Path, out: Path, sets: Sequence[str]) -> None:
                     passages = assistant.retriever.retrieve(row.question, settings.top_k,
                                                             row.filters(), row.as_of)
                     candidates = answerer._candidates(row.question, passages)
-                    features = answerer.features(row.question, candidates) if candidates \
-                        else {}
+                    titles = [p.title for p in passages]
+                    features = answerer.features(row.question, candidates, titles) \
+                        if candidates else {}
                     chosen: dict[str, Any] = {}
                     if candidates:
-                        scores = answerer._score(row.question, candidates)
+                        scores = answerer._score(row.question, candidates, titles)
+                        features["score"] = scores
                         best = int(np.argmax(scores))
                         short = answerer._short(answerer.gate.frame(row.question),
                                                 candidates[best])
@@ -78,13 +79,12 @@ def dump(data_dir: Path, out: Path, sets: Sequence[str]) -> None:
 
 
 def decide(row: Row, threshold: float) -> tuple[bool, bool]:
-    """(answers, answers rightly) for a row when the answerer abstains below ``threshold``:
-    its chosen sentence's score is 0.7 x meaning + 0.3 x words + the rank prior."""
+    """(answers, answers rightly) for a row when the answerer abstains below ``threshold``
+    (its chosen sentence's score, as ExtractiveAnswerer computes it)."""
     chosen = row["chosen"]
     if not chosen:
         return False, False
-    c = row["candidates"][chosen["index"]]
-    score = 0.7 * c["cosine"] + 0.3 * c["lexical"] + c["prior"]
+    score = row["candidates"][chosen["index"]]["score"]
     return score >= threshold, score >= threshold and bool(chosen["right"])
 
 
@@ -101,18 +101,16 @@ def outcome(rows: Sequence[Row], threshold: float) -> dict[str, float]:
 THRESHOLDS = [round(-1.0 + 0.05 * i, 2) for i in range(0, 37)]
 
 
-def report(rows: Sequence[Row], choose_on: str) -> None:
+def report(rows: Sequence[Row], current: float) -> None:
+    """The whole curve on every set: what a threshold gives where it was not chosen."""
     sets = sorted({r["set"] for r in rows})
-    chosen = max(THRESHOLDS, key=lambda t: sum(outcome(
-        [r for r in rows if r["set"] == choose_on], t).values()))
-    print(f"min_score chosen on {choose_on} (most answered right + abstained): {chosen}\n")
     print("| min_score | " + " | ".join(f"{s} accuracy | {s} abstention" for s in sets)
           + " |")
     print("|---|" + "---|---|" * len(sets))
     for t in [t for t in THRESHOLDS if t >= 0.2]:
         cells = [f"{v:.3f}" for s in sets
                  for v in outcome([r for r in rows if r["set"] == s], t).values()]
-        mark = " (chosen)" if t == chosen else ""
+        mark = " (default)" if abs(t - current) < 1e-9 else ""
         print(f"| {t}{mark} | " + " | ".join(cells) + " |")
     top = [r for r in rows if r["part"] == "positives"]
     reachable = np.mean([any(c["right"] for c in r["candidates"]) for r in top])
@@ -126,7 +124,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, help="write the candidates here")
     parser.add_argument("--load", type=Path, help="read candidates written by --dump")
     parser.add_argument("--sets", default="dev,2025")
-    parser.add_argument("--choose-on", default="2025", help="the set rules are chosen on")
     parser.add_argument("--parts", default="positives,answerless,negatives")
     args = parser.parse_args(argv)
     if args.dump:
@@ -134,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = args.load or args.dump
     parts = set(args.parts.split(","))
     rows = [r for r in map(json.loads, path.read_text().splitlines()) if r["part"] in parts]
-    report(rows, args.choose_on)
+    report(rows, ExtractiveOptions().min_score)
     return 0
 
 

@@ -142,7 +142,7 @@ class ExtractiveAnswerer:
         candidates = self._candidates(question, passages)
         if not candidates:
             return Composed("")
-        scores = self._score(question, candidates)
+        scores = self._score(question, candidates, [p.title for p in passages])
         best = int(np.argmax(scores))
         o = self.options
         if scores[best] < o.min_score:
@@ -197,34 +197,38 @@ class ExtractiveAnswerer:
             accepted.append(c)
         return accepted
 
-    def _score(self, question: str, candidates: list[_Candidate]) -> np.typing.NDArray[np.float64]:
+    def _score(self, question: str, candidates: list[_Candidate],
+               titles: Sequence[str] = ()) -> np.typing.NDArray[np.float64]:
         """Embedding similarity plus IDF-weighted overlap of the question's words.
 
         Candidates beyond ``max_embedded`` by overlap and rank get no similarity (-1), so they
         are never chosen.
         """
         o = self.options
-        f = self.features(question, candidates)
+        f = self.features(question, candidates, titles)
         return np.asarray(o.meaning_weight * f["cosine"] + o.words_weight * f["lexical"]
                           + o.focus_weight * f["focus"] + f["prior"], dtype=np.float64)
 
-    def features(self, question: str,
-                 candidates: list[_Candidate]) -> dict[str, np.typing.NDArray[np.float64]]:
+    def features(self, question: str, candidates: list[_Candidate],
+                 titles: Sequence[str] = ()) -> dict[str, np.typing.NDArray[np.float64]]:
         """What a candidate is judged by: ``cosine`` (meaning, -1 when not embedded),
         ``lexical`` (IDF-weighted share of the question's words), ``focus`` (share of the
         question's words that are neither names nor numbers it must keep to: what it says
         happened), ``prior`` (better-ranked passages first)."""
         o = self.options
         frame = self.gate.frame(question)
-        q_terms = set(content_terms(question))
-        bags = [set(content_terms(c.text)) for c in candidates]
+        q_terms = {base_form(t) for t in content_terms(question)}
+        # a sentence is read with its article's title: "no deaths had been reported" is
+        # about the Dunmore floods when the article is
+        bags = [{base_form(t) for t in content_terms(
+            f"{titles[c.passage] if titles else ''} {c.text}")} for c in candidates]
         df = Counter(t for bag in bags for t in bag if t in q_terms)
         weight = {t: math.log(1 + len(bags) / (1 + df[t])) for t in q_terms}
         total = sum(weight.values()) or 1.0
         lexical = np.array([sum(weight[t] for t in q_terms & bag) / total for bag in bags])
         focus_terms = {base_form(t) for t in focus(frame)}
-        focused = np.array([len(focus_terms & {base_form(t) for t in bag})
-                            / len(focus_terms) if focus_terms else 1.0 for bag in bags])
+        focused = np.array([len(focus_terms & bag) / len(focus_terms) if focus_terms else 1.0
+                            for bag in bags])
         prior = np.array([o.rank_prior / (1 + c.passage) for c in candidates])
         keep = np.argsort(-(o.words_weight * lexical + prior), kind="stable")[:o.max_embedded]
         cosine = np.full(len(candidates), -1.0)

@@ -94,6 +94,8 @@ class CitationChecker:
         spans = sentence_spans(passage) or [(0, len(passage))]
         if quotes and not _attributed(claim, quotes, passage, spans):
             return Support(False, 0.0, 0.0, None, "the quote is someone else's")
+        if not quotes and not _reported_by_speaker(claim, passage, spans):
+            return Support(False, 0.0, 0.0, None, "the words are someone else's")
         quoted = _verbatim(claim, passage, spans)
         if quoted is not None:  # the passage says exactly this: no need to weigh meaning
             return Support(True, 1.0, 1.0, quoted)
@@ -256,11 +258,34 @@ def _attributed(claim: str, quotes: list[str], passage: str,
         for i, flat in enumerate(flats):
             if target[:60] in flat or (i + 1 < len(flats) and target[:60] in
                                        f"{flat} {flats[i + 1]}"):
-                near = passage[spans[max(0, i - 1)][0]:spans[min(len(spans) - 1, i + 1)][1]]
+                near = passage[spans[max(0, i - 1)][0]:spans[i][1]]
                 if not speakers & {stem(w) for w in words(near)}:
                     return False
                 break
     return True
+
+
+_SAID = re.compile(r"\b(said|says|told|tells|added|stated|warned|argued|claimed)\b")
+
+
+def _reported_by_speaker(claim: str, passage: str, spans: list[tuple[int, int]]) -> bool:
+    """'X said <words>': the passage sentence that holds those words (or the one before it)
+    must name X; the passage's words put in the mouth of someone else are not supported."""
+    said = _SAID.search(claim)
+    if said is None:
+        return True
+    speakers = key_terms(claim[:said.start()])
+    reported = {stem(w) for w in words(claim[said.end():])} - _FUNCTION_STEMS
+    if not speakers or len(reported) < 4:
+        return True
+    overlap = [len(reported & {stem(w) for w in words(passage[a:b])}) for a, b in spans]
+    i = max(range(len(spans)), key=lambda k: overlap[k])
+    near = passage[spans[max(0, i - 1)][0]:spans[i][1]]
+    return bool(speakers & {stem(w) for w in words(near)})
+
+
+_FUNCTION_STEMS = frozenset(stem(w) for w in "the a an of to in on and that would will "
+                            "be is was it".split())
 
 
 def _verbatim(claim: str, passage: str,

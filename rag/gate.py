@@ -149,8 +149,8 @@ class AnswerGate:
                 continue
             found.append((2 * _PREFERENCE.get(ent.label_, 1) + _role(frame, ent.root),
                           _trim(frame, ent)))
-        if frame.wants & QUANTITY:
-            found += [(3, (t.idx, t.idx + len(t.text))) for t in doc if t.lower_ in _ZERO
+        if frame.wants & QUANTITY:  # "no deaths had been reported"
+            found += [(2, _zero_span(doc, t)) for t in doc if t.lower_ in _ZERO
                       and _counts(frame, doc[t.i:t.i + 1])]
         if frame.wants & frozenset({"PERSON", "ORG"}):
             # names the small model leaves untagged ("Hu Meiling"), and groups ("rebels")
@@ -349,6 +349,16 @@ def _trim(frame: Frame, ent: Any) -> tuple[int, int]:
                                    or tokens[0].lower_ in STOPWORDS):
             tokens = tokens[1:]
     return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
+
+
+def _zero_span(doc: Any, token: Any) -> tuple[int, int]:
+    """'no' with the noun it counts: 'no deaths'."""
+    end = token
+    for following in doc[token.i + 1:token.i + 3]:
+        end = following
+        if following.pos_ in ("NOUN", "PROPN"):
+            break
+    return token.idx, end.idx + len(end.text)
 
 
 def _role(frame: Frame, root: Any) -> int:

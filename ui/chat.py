@@ -109,8 +109,19 @@ def _marked_passage(c: dict[str, Any]) -> str:
 
 
 def answer_markdown(turn: dict[str, Any]) -> str:
-    """An assistant turn for the chat: the answer, a removal note, the cited titles."""
-    parts = [escape_markdown(turn["content"])]
+    """An assistant turn for the chat: the short answer in bold, the answer, why it
+    abstained, a removal note, the cited titles."""
+    text = escape_markdown(turn["content"])
+    short = str(turn.get("short") or "")
+    if short and turn["content"].startswith(short):  # the lead, in bold
+        text = f"**{escape_markdown(short)}**{text[len(escape_markdown(short)):]}"
+    elif short:
+        text = f"**{escape_markdown(short)}** — {text}"
+    parts = [text]
+    if turn.get("asked_as"):
+        parts.insert(0, f"*Asked as: {escape_markdown(str(turn['asked_as']))}*")
+    if turn.get("reason"):
+        parts.append(f"*Why: {escape_markdown(str(turn['reason']))}.*")
     if turn.get("removed"):
         n = turn["removed"]
         parts.append(f"*{n} unsupported sentence{'s' if n != 1 else ''} removed by the "
@@ -321,6 +332,9 @@ def _respond(service: ArticleService, text: str, state: dict[str, Any] | None,
     if answer is not None:
         state["turns"].append({
             "role": "assistant", "content": answer.answer, "removed": answer.removed_sentences,
+            "short": answer.short_answer, "reason": answer.abstain_reason,
+            "asked_as": answer.condensed_question if answer.condensed_question != text
+            else None,
             "citations": [c.model_dump() for c in answer.citations]})
     yield chat_messages(state), last_sources(state), state, ""
 

@@ -200,8 +200,13 @@ def _after_stream(answer: Answer, streamed: str) -> str:
 
 
 def format_answer(answer: Answer) -> str:
-    """The answer, then each cited passage with its article's title, source and date."""
+    """The answer (and why it abstained, or its short answer when the text does not lead
+    with it), then each cited passage with its article's title, source and date."""
     lines = [answer.answer]
+    if answer.abstained and answer.abstain_reason:
+        lines.append(f"(why: {answer.abstain_reason})")
+    elif answer.short_answer and not answer.answer.startswith(answer.short_answer):
+        lines.append(f"(short answer: {answer.short_answer})")
     for c in answer.citations:
         meta = " · ".join(x for x in (c.source, c.published, c.url) if x)
         lines += ["", f"[{c.marker}] {c.title}", f"    {meta}"]
