@@ -115,6 +115,16 @@ class Settings(BaseSettings):
                                   "used only when a question has one (0: off).")
     clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
                                     "pitches, ad and share text) at ingest.")
+    fetch_timeout: float = Field(30.0, gt=0, le=600, description="Seconds one URL (a page, "
+                                 "PDF or feed, redirects included) may take to fetch before "
+                                 "it fails.")
+    fetch_allow_private: bool = Field(False, description="Let `rag ingest URL`, the API and "
+                                      "feeds fetch from loopback, private, link-local and "
+                                      "other non-public addresses (off: refused, so the "
+                                      "server cannot be made to read its own network).")
+    feed_interval_minutes: float = Field(0.0, ge=0, description="`rag serve` refreshes the "
+                                         "followed feeds this often (0: never; refresh with "
+                                         "`rag feeds refresh`).")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "
                                 "upload) waits for another one using the same data folder "
                                 "before giving up; 0 fails at once.")
