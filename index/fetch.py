@@ -105,6 +105,8 @@ def address_problem(address: IPAddress, options: FetchOptions) -> str | None:
             inner = address.ipv4_mapped
         elif address in _NAT64:
             inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if inner.is_unspecified:
+        return "not a public internet address (an unspecified address)"
     if inner.is_loopback:
         return "a loopback address"
     if inner.is_link_local:
@@ -118,6 +120,7 @@ def address_problem(address: IPAddress, options: FetchOptions) -> str | None:
 
 def resolve(host: str, port: int, options: FetchOptions) -> list[str]:
     """Every address ``host`` resolves to, all checked; FetchRefused if any is refused."""
+    host = host.rstrip(".")  # 'localhost.' is localhost
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
