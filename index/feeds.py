@@ -171,6 +171,7 @@ class Harvest:
     title: str = ""
     entries: list[Entry] = field(default_factory=list)
     error: str = ""  # the feed itself could not be fetched or parsed
+    failure: Exception | None = None  # and the error itself (FetchError, FeedError)
 
 
 def harvest(feed: FeedRecord, options: FetchOptions,
@@ -182,7 +183,7 @@ def harvest(feed: FeedRecord, options: FetchOptions,
         page = fetch(feed.url, options, FEED_TYPES)
         found.title, entries = parse_feed(page.body)
     except (FetchError, FeedError) as exc:
-        found.error = str(exc)
+        found.error, found.failure = str(exc), exc
         return found
     seen = set(feed.seen)
     for entry in entries[:MAX_ENTRIES]:

@@ -26,6 +26,25 @@ said. Trams will start crossing it in June, once the overhead wires are tested.<
 one that destroyed the old crossing in 2019.</p></article>
 <footer>Copyright Varsa Daily</footer></body></html>"""
 
+TRAM_HTML = """<!doctype html><html><head><title>Night trams return to Varsa</title>
+<meta property="article:published_time" content="2024-06-02T08:00:00Z"></head>
+<body><article><h1>Night trams return to Varsa</h1>
+<p>Night trams will run again in Varsa from the first of July, the city's transport office
+said on Sunday. Line 9 will run every twenty minutes between midnight and five o'clock.</p>
+<p>The night service was stopped in 2020 to save money. Tickets will cost the same as by
+day, the office said, and the new bridge will carry the night trams too.</p>
+</article></body></html>"""
+
+FERRY_TEXT = ("<p>The ferry between Grey Island and Port Elmwood will sail every hour this "
+              "summer, the Grey Island Gazette has learned.</p>" + "<p>" + " ".join(
+                  ["Islanders have asked for more crossings for years, and the ferry "
+                   "company finally agreed after a vote of the island council."] * 8)
+              + "</p>")
+LIGHTHOUSE_TEXT = ("<p>The Grey Island lighthouse was repainted red and white in May, its "
+                   "keeper Tomas Lind told the Gazette.</p><p>" + " ".join(
+                       ["Volunteers from the island spent four weekends on scaffolding to "
+                        "finish the work before the summer storms arrived."] * 8) + "</p>")
+
 PDF_PAGE_ONE = ("Harbour report of Port Elmwood. The harbour of Port Elmwood handled more "
                 "ships this spring than in any spring before. Dock workers unloaded grain, "
                 "timber and coal from early morning until late at night. ") * 3
@@ -216,4 +235,5 @@ def article_site(tmp: Path) -> Site:
     site.pages["/papers/harbour.pdf"] = ("application/pdf", pdf.read_bytes())
     site.pages["/big"] = ("text/html", b"<p>" + b"big " * 1_000_000 + b"</p>")
     site.pages["/image.png"] = ("image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    site.pages["/news/tram"] = ("text/html; charset=utf-8", TRAM_HTML.encode())
     return site.start()

@@ -235,8 +235,8 @@ class ArticleService:
             job.note = f"fetching the feed {url[:200]}"
             found = harvest(FeedRecord(url=url, collection=name), fetch_options(self.settings),
                             on_entry=lambda link: setattr(job, "note", f"fetching {link}"))
-            if found.error:
-                raise FeedError(f"{url}: {found.error}")
+            if found.failure is not None:  # the same kind of error, naming the feed
+                raise type(found.failure)(f"{url}: {found.failure}")
             harvests.append(found)
 
         def run(job: Job) -> dict[str, Any]:

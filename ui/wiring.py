@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -61,7 +62,9 @@ def fetch_options(settings: Settings) -> FetchOptions:
     whether private addresses may be fetched."""
     return FetchOptions(timeout=settings.fetch_timeout,
                         max_bytes=int(settings.max_file_mb * 1_000_000),
-                        allow_private=settings.fetch_allow_private)
+                        allow_private=settings.fetch_allow_private,
+                        refuse=tuple(ipaddress.ip_network(n, strict=False)
+                                     for n in settings.fetch_refuse))
 
 
 def feed_registry(settings: Settings) -> FeedRegistry:
