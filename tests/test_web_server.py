@@ -146,7 +146,8 @@ def test_the_chat_adds_by_url_and_follows_and_refreshes_feeds(served: RagServe,
                                                               site: Site) -> None:
     shown = outcome(gradio_call(served.url, "fetch_urls", [
         f"{site.base}/news/tram\n{site.base}/missing\n"]))
-    assert "1 added" in shown and "HTTP 404" in shown and f"{site.base}/news/tram" in shown
+    assert "1 added" in shown and "HTTP 404" in shown
+    assert f"`{site.base}/news/tram`: ok" in shown
     site.pages["/chat.atom"] = ("application/atom+xml", atom(site.base, [
         ("urn:chat:1", "Ferry", "<p>" + "The ferry sails at noon every day. " * 40 + "</p>")]))
     followed = outcome(gradio_call(served.url, "follow_feed", [f"{site.base}/chat.atom"]))

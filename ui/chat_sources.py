@@ -30,16 +30,29 @@ def follow(job: Job, progress: gr.Progress) -> None:
 def result_markdown(result: dict[str, Any], refused: Sequence[str] = ()) -> str:
     """A finished ingest as the page shows it: the totals, then each file, URL or entry
     with its errors (every text from outside escaped)."""
-    lines = [f"- {escape_markdown(f['name'])}: {f['status']}, {f['articles']} article(s)"
-             + "".join(f"\n  - {escape_markdown(e)}" for e in f["errors"])
+    lines = [f"- {shown_name(f['name'])}: {f['status']}, {f['articles']} article(s)"
+             + "".join(f"\n  - {escape_markdown(_reason(e, f['name']))}" for e in f["errors"])
              for f in result["files"]]
-    lines += [f"- {escape_markdown(f['url'])}: feed {f['status']}"
+    lines += [f"- {shown_name(f['url'])}: feed {f['status']}"
               + (f"\n  - {escape_markdown(f['error'])}" if f["error"] else "")
               for f in result.get("feeds") or []]
     summary = (f"articles: {result['added']} added, {result['unchanged']} unchanged, "
                f"{result['replaced']} replaced, {result['failed'] + len(refused)} failed; "
                f"passages written: {result['passages']}")
     return "\n".join([summary, *lines, *refused])
+
+
+def shown_name(name: str) -> str:
+    """A file name as escaped text; a URL as code (Markdown would make escaped text a
+    link with the escapes in it)."""
+    if "://" in name:
+        return "`" + name.replace("`", "%60").replace("\n", " ") + "`"
+    return escape_markdown(name)
+
+
+def _reason(error: str, name: str) -> str:
+    """An error without the name it starts with (the line above shows the name)."""
+    return error.removeprefix(f"{name}: ")
 
 
 def _outcome(submit: Callable[[], Job], progress: gr.Progress) -> str:
