@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="rag: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "chromadb", "urllib3", "httpcore"):
+    for noisy in ("httpx", "chromadb", "urllib3", "httpcore", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from index.embedder import EmbedderError
     from index.feeds import FeedError

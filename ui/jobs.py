@@ -20,7 +20,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -82,7 +81,9 @@ class WriteQueue:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._preparing = 0
-        self._fetchers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-fetch")
+        # Two preparations at a time, on daemon threads: a server that stops does not wait
+        # for a fetch to time out.
+        self._fetch_slots = threading.BoundedSemaphore(2)
 
     def submit(self, kind: str, collection: str, run: Callable[[Job], dict[str, Any]],
                cleanup: Callable[[], None] | None = None,
@@ -106,7 +107,8 @@ class WriteQueue:
                 self._enqueue(job)
             else:
                 self._preparing += 1
-                self._fetchers.submit(self._prepare, job, prepare)
+                threading.Thread(target=self._prepare, args=(job, prepare), daemon=True,
+                                 name="rag-fetch").start()
         return job
 
     def _enqueue(self, job: Job) -> None:
@@ -119,7 +121,8 @@ class WriteQueue:
 
     def _prepare(self, job: Job, prepare: Callable[[Job], None]) -> None:
         try:
-            prepare(job)
+            with self._fetch_slots:
+                prepare(job)
         except Exception as exc:  # a failed preparation fails its job, never the queue
             log.warning("%s job %s failed while preparing: %s", job.kind, job.id, exc)
             with self._lock:
