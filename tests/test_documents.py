@@ -92,6 +92,23 @@ def test_a_pdf_over_the_size_limit_is_refused_before_it_is_opened(tmp_path: Path
     assert isinstance(failure, ReadFailure) and "RAG_MAX_FILE_MB" in failure.reason
 
 
+def test_a_pdf_of_more_pages_than_read_fails_before_its_text_is_extracted(
+        tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    from index.documents import MAX_PDF_PAGES
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=8)
+    for n in range(MAX_PDF_PAGES + 1):
+        pdf.add_page()
+        pdf.text(10, 10, f"page {n}")
+    pdf.output(str(tmp_path / "long.pdf"))
+    [failure] = read(tmp_path / "long.pdf")
+    assert isinstance(failure, ReadFailure)
+    assert f"{MAX_PDF_PAGES + 1} pages, more than the {MAX_PDF_PAGES}" in failure.reason
+
+
 def test_pdf_answer_on_page_two_is_cited_with_its_page(tmp_path: Path) -> None:
     """The whole way through the command: ingest a two-page PDF and a Word file, ask about
     what only page 2 says, get a citation naming page 2."""
