@@ -65,12 +65,24 @@ CHARS_PER_WORD = 12
 def split_article(article: Article, max_words: int = 200, overlap_words: int = 40) -> list[Passage]:
     """Pack whole sentences into passages of at most ``max_words`` (and ``CHARS_PER_WORD`` x
     that in characters), repeating up to ``overlap_words`` of trailing sentences at the
-    start of the next passage."""
-    text = article.text
-    max_chars = max_words * CHARS_PER_WORD
-    sentences = [s for span in sentence_spans(text) for s in _cap(text, span, max_words)
-                 for s in _cut(text, s, max_chars)]
+    start of the next passage. A paged article (a PDF) is split page by page, so every
+    passage lies on one page and its citation can name it."""
+    ranges = article.pages or ((0, len(article.text)),)
     passages: list[Passage] = []
+    for page, (start, end) in enumerate(ranges, start=1):
+        for a, b in _pack(article.text, start, end, max_words, overlap_words):
+            passages.append(Passage(article.id, len(passages), article.text[a:b], a, b,
+                                    page if article.pages else None))
+    return passages
+
+
+def _pack(text: str, start: int, end: int, max_words: int,
+          overlap_words: int) -> list[tuple[int, int]]:
+    """The (start, end) spans of the passages of ``text[start:end]``."""
+    max_chars = max_words * CHARS_PER_WORD
+    sentences = [s for span in sentence_spans(text, start, end)
+                 for s in _cap(text, span, max_words) for s in _cut(text, s, max_chars)]
+    spans: list[tuple[int, int]] = []
     i = 0
     while i < len(sentences):
         j, words = i, 0
@@ -81,8 +93,7 @@ def split_article(article: Article, max_words: int = 200, overlap_words: int = 4
                 break
             words += n
             j += 1
-        start, end = sentences[i][0], sentences[j - 1][1]
-        passages.append(Passage(article.id, len(passages), text[start:end], start, end))
+        spans.append((sentences[i][0], sentences[j - 1][1]))
         if j >= len(sentences):
             break
         # Step back over trailing sentences worth at most overlap_words, but always advance.
@@ -91,7 +102,7 @@ def split_article(article: Article, max_words: int = 200, overlap_words: int = 4
             back -= 1
             carried += _words(text, sentences[back])
         i = back
-    return passages
+    return spans
 
 
 def _words(text: str, span: tuple[int, int]) -> int:

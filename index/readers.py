@@ -12,22 +12,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from index.types import Article, ReadFailure, content_hash
+from index.documents import DOCX_SUFFIXES, PDF_SUFFIXES, read_docx, read_pdf
+from index.types import Article, ReadFailure, Unreadable, content_hash
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 RECORD_SUFFIXES = {".json", ".jsonl"}
-SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | RECORD_SUFFIXES
+SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | RECORD_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
 
 ReadResult = Article | ReadFailure
 MISSING = "file vanished while reading (no such file)"
 _TOO_DEEP = "invalid JSON: nested too deeply to be an article record"
 
 
-class _Unreadable(Exception):
-    """A reason the whole file cannot be read; turned into a ReadFailure at the edge."""
+_Unreadable = Unreadable  # a reason the whole file cannot be read; a ReadFailure at the edge
 
 
 def read_paths(paths: Iterable[str | Path], max_bytes: int) -> Iterator[ReadResult]:
@@ -112,6 +112,11 @@ def read_file(path: Path, max_bytes: int, origin: str | None = None,
             data = handle.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise _Unreadable(f"file grew past the {_mb(max_bytes)} limit while being read")
+        if not data.strip():
+            raise _Unreadable("empty file: no text to ingest")
+        if suffix in PDF_SUFFIXES | DOCX_SUFFIXES:
+            yield (read_pdf if suffix in PDF_SUFFIXES else read_docx)(path, where, origin)
+            return
         text = decode(data)
         if not text.strip():
             raise _Unreadable("empty file: no text to ingest")
@@ -179,7 +184,7 @@ def decode(data: bytes) -> str:
     return _text_or_binary(text)
 
 
-_BINARY = "binary file, not text: convert it to .txt, .md, .html or .json"
+_BINARY = "binary file, not text: convert it to .txt, .md, .html, .json, .pdf or .docx"
 
 
 def _text_or_binary(text: str) -> str:
@@ -206,12 +211,19 @@ def _from_plain_text(text: str, where: str, origin: str) -> Article:
                    where=where)
 
 
-def _from_html(html: str, where: str, origin: str) -> Article:
+def _from_html(html: str, where: str, origin: str, page_url: str = "") -> Article:
+    return html_article(html, where, origin, page_url)
+
+
+def html_article(html: str, where: str, origin: str, page_url: str = "") -> Article:
+    """Main text, title, date, author, site and canonical url of a page, via trafilatura.
+    ``page_url`` is the address it was fetched from, if any."""
     import trafilatura  # heavy: only when HTML is read
 
     try:
-        doc = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
-                                          include_tables=False, favor_precision=True)
+        doc = trafilatura.bare_extraction(html, url=page_url or None, with_metadata=True,
+                                          include_comments=False, include_tables=False,
+                                          favor_precision=True)
     except Exception as exc:  # a parser crash on one hostile page must not stop the run
         raise _Unreadable(f"the HTML could not be parsed ({type(exc).__name__})") from exc
     text = getattr(doc, "text", None) if doc is not None else None

@@ -106,6 +106,7 @@ class StoredPassage:
     source: str
     url: str
     published: str
+    page: int | None = None  # 1-based page of a paged article (a PDF), else None
 
 
 def open_client(data_dir: Path, chroma_url: str | None) -> Any:
@@ -295,6 +296,7 @@ class PassageStore:
             day = article.published[:10].replace("-", "")
             metadatas.extend(
                 {**base, "number": p.number, "start": p.start, "end": p.end,
+                 "page": p.page or 0,
                  "published_day": int(day) if len(day) == 8 and day.isdigit() else 0}
                 for p in article_passages)
         for meta, text_hash in zip(metadatas, text_hashes, strict=False):
@@ -412,4 +414,5 @@ def _passage(pid: str, text: str | None, meta: dict[str, Any] | None) -> StoredP
                          number=int(meta.get("number", 0)), text=text or "",
                          start=int(meta.get("start", 0)), end=int(meta.get("end", 0)),
                          title=str(meta.get("title", "")), source=str(meta.get("source", "")),
-                         url=str(meta.get("url", "")), published=str(meta.get("published", "")))
+                         url=str(meta.get("url", "")), published=str(meta.get("published", "")),
+                         page=int(meta.get("page") or 0) or None)

@@ -39,6 +39,9 @@ class Article:
     whole_file: bool = False
     # Where it was read from, for messages ("a.jsonl line 3"); not stored.
     where: str = ""
+    # A paged document's (PDF's) pages: the [start, end) range of each page in ``text``, in
+    # order, so a passage can say its page. Empty for articles without pages.
+    pages: tuple[tuple[int, int], ...] = ()
 
     @property
     def hash(self) -> str:
@@ -54,10 +57,15 @@ class Passage:
     text: str
     start: int
     end: int
+    page: int | None = None  # 1-based page of a paged article; passages never cross pages
 
     @property
     def id(self) -> str:
         return f"{self.article_id}#{self.number}"
+
+
+class Unreadable(Exception):
+    """A reason a whole file (or page) cannot be read; readers turn it into a ReadFailure."""
 
 
 @dataclass(frozen=True)

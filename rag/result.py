@@ -20,6 +20,8 @@ class RetrievedPassage(BaseModel):
     text: str
     start: int = Field(description="Character offset of the passage in the article text.")
     end: int = Field(description="End offset (exclusive) in the article text.")
+    page: int | None = Field(None, description="The page (from 1) of a paged article (a PDF) "
+                             "the passage is on; null for articles without pages.")
     score: float = Field(description="Retrieval score; higher is better.")
     also_reported_by: list[str] = Field(
         default_factory=list, description="Sources of near-duplicate passages collapsed into it.")

@@ -30,7 +30,7 @@ def to_result(passage: StoredPassage, score: float) -> RetrievedPassage:
     return RetrievedPassage(passage_id=passage.id, article_id=passage.article_id,
                             title=passage.title, source=passage.source, url=passage.url,
                             published=passage.published, text=passage.text, start=passage.start,
-                            end=passage.end, score=round(score, 4))
+                            end=passage.end, page=passage.page, score=round(score, 4))
 
 
 class DenseRetriever:

@@ -136,13 +136,13 @@ def test_upload_reports_each_file_then_lists_queries_and_removes(
     url, collection = live_server.url, "upload-test"
     sample = next(SAMPLE_ARTICLES.glob("*.txt"))
     files = [("files", (sample.name, sample.read_bytes(), "text/plain")),
-             ("files", ("notes.pdf", b"%PDF-1.4", "application/pdf")),
+             ("files", ("notes.odt", b"PK\x03\x04", "application/octet-stream")),
              ("files", ("empty.txt", b"   ", "text/plain"))]
     report = upload(url, files=files, data={"collection": collection})
     outcome = {f["name"]: f for f in report["files"]}
     assert outcome[sample.name]["status"] == "ok" and outcome[sample.name]["articles"] == 1
-    assert outcome["notes.pdf"]["status"] == "failed"
-    assert "unsupported" in outcome["notes.pdf"]["errors"][0]
+    assert outcome["notes.odt"]["status"] == "failed"
+    assert "unsupported" in outcome["notes.odt"]["errors"][0]
     assert outcome["empty.txt"]["status"] == "failed"
     assert report["added"] == 1 and report["failed"] == 2 and report["passages"] > 0
     assert "/tmp" not in json.dumps(report)  # errors name the uploaded file, not its path

@@ -145,14 +145,30 @@ class FileOutcomeOut(BaseModel):
     errors: list[str]
 
 
+class FeedOut(BaseModel):
+    """A followed feed and how its last refresh went."""
+
+    url: str
+    collection: str
+    title: str
+    added_at: float
+    last_checked: float | None = None
+    status: Literal["new", "ok", "partial", "failed"] = Field(
+        description="'partial': some new entries failed; 'failed': the feed itself did.")
+    error: str = Field(description="What went wrong last time ('' when nothing did).")
+    articles: int = Field(description="Entries ingested so far.")
+    entries_seen: int
+
+
 class UploadOut(BaseModel):
     collection: str
-    files: list[FileOutcomeOut]
+    files: list[FileOutcomeOut] = Field(description="One per file, URL or feed entry.")
     added: int
     unchanged: int
     replaced: int
     failed: int
     passages: int = Field(description="Passages embedded and written.")
+    feeds: list[FeedOut] | None = Field(None, description="Feed jobs: each feed afterwards.")
 
 
 class RemoveOut(BaseModel):
@@ -483,6 +499,7 @@ def create_api(service: ArticleService) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
     from swagger_ui_bundle import swagger_ui_path
 
+    from ui.api_sources import sources
     from ui.openai_api import v1
 
     app = FastAPI(title="rag-articles", version="0.1.0", docs_url=None, redoc_url=None,
@@ -494,6 +511,7 @@ def create_api(service: ArticleService) -> FastAPI:
     install_error_handlers(app)
     app.include_router(public)
     app.include_router(api)
+    app.include_router(sources)
     app.include_router(v1)
     app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-static")
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]

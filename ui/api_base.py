@@ -19,6 +19,8 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.embedder import EmbedderError
+from index.feeds import FeedError
+from index.fetch import FetchError, FetchRefused
 from index.lock import LockTimeout
 from index.store import (
     COLLECTION_PATTERN,
@@ -97,6 +99,12 @@ def error_parts(exc: BaseException) -> tuple[int, str, str, dict[str, str] | Non
         return 413, "too_large", str(exc), {"Connection": "close"}
     if isinstance(exc, EmbedderError):
         return 503, "embedder_unavailable", str(exc), None
+    if isinstance(exc, FetchRefused):
+        return 422, "url_refused", str(exc), None
+    if isinstance(exc, FeedError):
+        return 422, "not_a_feed", str(exc), None
+    if isinstance(exc, FetchError):
+        return 502, "fetch_failed", str(exc), None
     if isinstance(exc, LLMError):
         # The model server is another service: down or timing out is 503, a refusal 502.
         if isinstance(exc, LLMUnavailable):
@@ -106,7 +114,7 @@ def error_parts(exc: BaseException) -> tuple[int, str, str, dict[str, str] | Non
 
 
 _DOMAIN_ERRORS = (ApiError, StoreError, LockTimeout, QueueFull, UploadTooLarge, EmbedderError,
-                  LLMError)
+                  LLMError, FetchError, FeedError)
 
 
 def install_error_handlers(app: FastAPI) -> None:

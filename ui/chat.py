@@ -83,7 +83,9 @@ def _source_html(c: dict[str, Any]) -> str:
     if url.startswith(("http://", "https://")):
         title = (f"<a href=\"{html.escape(url, quote=True)}\" target=\"_blank\" "
                  f"rel=\"noopener noreferrer nofollow\">{title}</a>")
-    meta = " · ".join(html.escape(str(x)) for x in (c.get("source"), c.get("published")) if x)
+    page = f"page {int(c['page'])}" if c.get("page") else ""
+    meta = " · ".join(html.escape(str(x)) for x in (c.get("source"), c.get("published"), page)
+                      if x)
     marker = int(c.get("marker", 0))
     return (f"<div class='rag-source' id='rag-source-{marker}'>"
             f"<div class='rag-source-head'>[{marker}] {title}</div>"
@@ -191,10 +193,10 @@ def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -
                 gr.Markdown("### Sources")
                 sources = gr.HTML(sources_html([]), elem_id="rag-sources")
         with gr.Tab("Articles"):
-            files = gr.File(label="Add articles (.txt .md .html .json .jsonl)",
+            files = gr.File(label="Add articles (.txt .md .html .json .jsonl .pdf .docx)",
                             file_count="multiple", type="filepath",
                             file_types=[".txt", ".md", ".markdown", ".html", ".htm", ".json",
-                                        ".jsonl"], elem_id="rag-upload")
+                                        ".jsonl", ".pdf", ".docx"], elem_id="rag-upload")
             add = gr.Button("Add to the collection", variant="primary", elem_id="rag-add")
             outcome = gr.Markdown(elem_id="rag-upload-outcome")
             table = gr.Dataframe(headers=["id", "title", "source", "published", "passages"],
@@ -202,6 +204,10 @@ def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -
             with gr.Row():
                 picked = gr.Dropdown(label="Article", choices=[], elem_id="rag-pick")
                 remove = gr.Button("Remove", variant="stop", elem_id="rag-remove")
+            from ui.chat_sources import add_sources_section, feed_rows
+
+            feeds = add_sources_section(service, [table, picked, pick_sources, status],
+                                        lambda: (*_articles(service), _status(service)))
 
         def respond(text: str, state: dict[str, Any] | None, chosen: list[str] | None,
                     low: str | None, high: str | None) -> Iterator[tuple[Any, ...]]:
@@ -239,7 +245,8 @@ def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -
         add.click(ingest, [files], [outcome, files, *lists, status])
         remove.click(drop, [picked], [outcome, *lists, status])
         demo.load(lambda s: (chat_messages(s), last_sources(s), *_articles(service),
-                             _status(service)), [saved], [chatbot, sources, *lists, status])
+                             _status(service), feed_rows(service)), [saved],
+                  [chatbot, sources, *lists, status, feeds])
     blocks: gr.Blocks = demo
     return blocks
 

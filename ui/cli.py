@@ -49,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ingest", parents=[common], help="read articles into the store",
-                       description="Read .txt/.md/.html/.json/.jsonl files (folders "
-                       "recursively), split, embed and store them. Unchanged articles are "
-                       "skipped; changed ones replaced. Exit 1 if any file failed.")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+                       description="Read .txt/.md/.html/.json/.jsonl/.pdf/.docx files "
+                       "(folders recursively) and web pages or PDFs by http(s) URL, split, "
+                       "embed and store them. Unchanged articles are skipped; changed ones "
+                       "replaced. Exit 1 if any file or URL failed.")
+    p.add_argument("paths", nargs="+", metavar="PATH_OR_URL",
+                   help="a file, a folder, or an http(s) URL of a page or PDF")
     p.add_argument("--prune", action="store_true",
                    help="remove stored articles of a .json/.jsonl file that the file no longer "
                    "holds (without it they are kept and reported)")
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ids", nargs="+", metavar="ID")
     p.set_defaults(run=cmd_remove, writes=True)
     _add_eval_parser(sub, common)
+    add_feeds_command(sub, common)
     add_serve_command(sub, common)
     return parser
 
@@ -89,9 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="rag: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "chromadb", "urllib3", "httpcore"):
+    for noisy in ("httpx", "chromadb", "urllib3", "httpcore", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from index.embedder import EmbedderError
+    from index.feeds import FeedError
+    from index.fetch import FetchError
     from index.lock import LockTimeout
     from index.store import StoreError
     from rag.llm import LLMError
@@ -104,7 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return EXIT_OK
-    except (StoreError, EmbedderError, LLMError, LockTimeout, ValueError, OSError) as exc:
+    except (StoreError, EmbedderError, LLMError, LockTimeout, FeedError, FetchError, ValueError,
+            OSError) as exc:
         print(f"rag: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -132,23 +138,44 @@ def _lock_for_writers(args: argparse.Namespace, settings: Settings) -> AbstractC
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from itertools import chain
+
     from index.embedder import LazyEmbedder
-    from index.ingest import ingest_paths
+    from index.ingest import ingest_results
+    from index.readers import read_paths
+    from index.web import looks_like_url
     from ui.wiring import build_embedder, build_store, embedder_name, split_options
 
+    quiet = getattr(args, "quiet", False)
+    urls = [p for p in args.paths if looks_like_url(p)]
+    paths = [p for p in args.paths if not looks_like_url(p)]
     store = build_store(settings)
     # Loaded only if something needs embedding: re-ingesting an unchanged corpus skips the model.
     embedder = LazyEmbedder(embedder_name(settings), lambda: build_embedder(settings))
-    report = ingest_paths(args.paths, store, embedder,
-                          max_bytes=int(settings.max_file_mb * 1_000_000),
-                          options=split_options(settings),
-                          progress=not getattr(args, "quiet", False), prune=args.prune)
+    results = chain(read_paths(paths, int(settings.max_file_mb * 1_000_000)),
+                    _fetched(urls, settings, quiet))
+    report = ingest_results(results, store, embedder, options=split_options(settings),
+                            progress=not quiet, prune=args.prune)
     for failure in report.failures:
         print(f"rag: failed: {failure}", file=sys.stderr)
     for note in report.missing_notes():
         print(f"rag: {note}", file=sys.stderr)
     print(report.summary())
     return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def _fetched(urls: list[str], settings: Settings, quiet: bool) -> Iterable[Any]:
+    """The articles of ``urls``, fetched one by one under a progress bar."""
+    if not urls:
+        return []
+    from tqdm import tqdm
+
+    from index.web import read_url
+    from ui.wiring import fetch_options
+
+    options = fetch_options(settings)
+    with tqdm(urls, unit="url", desc="fetching", disable=quiet) as bar:
+        return [read_url(url, options) for url in bar]
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,7 +235,8 @@ def format_answer(answer: Answer) -> str:
     elif answer.short_answer and not answer.answer.startswith(answer.short_answer):
         lines.append(f"(short answer: {answer.short_answer})")
     for c in answer.citations:
-        meta = " · ".join(x for x in (c.source, c.published, c.url) if x)
+        page = f"p. {c.page}" if c.page else ""
+        meta = " · ".join(x for x in (c.source, c.published, page, c.url) if x)
         lines += ["", f"[{c.marker}] {c.title}", f"    {meta}"]
         lines += textwrap.wrap(c.text, width=96, initial_indent="    ",
                                subsequent_indent="    ")
@@ -253,6 +281,13 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.set_defaults(run=cmd_serve)
+
+
+def add_feeds_command(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                      common: argparse.ArgumentParser) -> None:
+    from ui.cli_feeds import add_feeds_parser
+
+    add_feeds_parser(sub, common)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

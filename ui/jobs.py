@@ -5,6 +5,10 @@ request thread waiting that long is one fewer for questions: 45 waiting uploads 
 none and every query timed out. So a write is queued and done by one writer thread; the
 client gets a job id at once (and may wait for it without holding a thread), and a full
 queue answers "busy, retry later" instead of growing without bound.
+
+A job may have a preparation that needs no lock but takes long (fetching URLs and feeds):
+it runs on one of two fetcher threads first, so a slow web page never holds up the writer
+and the uploads queued behind it; the job counts as waiting meanwhile.
 """
 
 from __future__ import annotations
@@ -76,10 +80,16 @@ class WriteQueue:
         self._keep = keep
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._preparing = 0
+        # Two preparations at a time, on daemon threads: a server that stops does not wait
+        # for a fetch to time out.
+        self._fetch_slots = threading.BoundedSemaphore(2)
 
     def submit(self, kind: str, collection: str, run: Callable[[Job], dict[str, Any]],
-               cleanup: Callable[[], None] | None = None) -> Job:
-        """Queue a write; raises QueueFull (after running ``cleanup``) when no room is left."""
+               cleanup: Callable[[], None] | None = None,
+               prepare: Callable[[Job], None] | None = None) -> Job:
+        """Queue a write; raises QueueFull (after running ``cleanup``) when no room is left.
+        ``prepare`` (if any) runs first on a fetcher thread, without the writer."""
         with self._lock:
             if self.waiting() >= self.capacity:
                 if cleanup is not None:
@@ -93,20 +103,43 @@ class WriteQueue:
                 if not oldest.finished:
                     break
                 self._jobs.popitem(last=False)
-            self._queue.put(job)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="rag-writer",
-                                                daemon=True)
-                self._thread.start()
+            if prepare is None:
+                self._enqueue(job)
+            else:
+                self._preparing += 1
+                threading.Thread(target=self._prepare, args=(job, prepare), daemon=True,
+                                 name="rag-fetch").start()
         return job
+
+    def _enqueue(self, job: Job) -> None:
+        """Hand a job to the writer (the caller holds ``_lock``)."""
+        self._queue.put(job)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="rag-writer",
+                                            daemon=True)
+            self._thread.start()
+
+    def _prepare(self, job: Job, prepare: Callable[[Job], None]) -> None:
+        try:
+            with self._fetch_slots:
+                prepare(job)
+        except Exception as exc:  # a failed preparation fails its job, never the queue
+            log.warning("%s job %s failed while preparing: %s", job.kind, job.id, exc)
+            with self._lock:
+                self._preparing -= 1
+            self._end(job, None, exc)
+            return
+        with self._lock:
+            self._preparing -= 1
+            self._enqueue(job)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
 
     def waiting(self) -> int:
-        """Jobs queued and not yet started."""
-        return self._queue.qsize()
+        """Jobs queued (or preparing) and not yet started."""
+        return self._queue.qsize() + self._preparing
 
     def _work(self) -> None:
         while True:
@@ -119,9 +152,13 @@ class WriteQueue:
             except Exception as exc:  # the job's error is its result; the writer goes on
                 log.warning("%s job %s failed: %s", job.kind, job.id, exc)
                 error = exc
-            if job.cleanup is not None:  # before finishing: a waiter sees the files gone
-                try:
-                    job.cleanup()
-                except OSError as exc:
-                    log.warning("cleanup after job %s failed: %s", job.id, exc)
-            job.finish(result, error)
+            self._end(job, result, error)
+
+    @staticmethod
+    def _end(job: Job, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        if job.cleanup is not None:  # before finishing: a waiter sees the files gone
+            try:
+                job.cleanup()
+            except OSError as exc:
+                log.warning("cleanup after job %s failed: %s", job.id, exc)
+        job.finish(result, error)

@@ -28,6 +28,10 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
 
     remove_stale_upload_folders()
     service = ArticleService(components or build(settings))
+    if settings.feed_interval_minutes > 0:
+        from ui.scheduler import FeedScheduler
+
+        FeedScheduler(service, settings.feed_interval_minutes * 60).start()
     app = create_api(service)
     key = settings.api_key
     uploads = UploadRegistry()

@@ -16,20 +16,37 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from index.embedder import LazyEmbedder
+from index.feeds import FeedError, FeedRecord, Harvest, harvest
+from index.fetch import FetchError, check_url
 from index.ingest import ingest_results
 from index.lock import WriteLock
 from index.readers import ReadResult, read_file, record_to_article
 from index.store import StoredArticle, StoreFull
-from index.types import IngestReport, ReadFailure
+from index.types import Article, IngestReport, ReadFailure
+from index.web import read_url
 from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
 from ui.jobs import Job, WriteQueue
 from ui.settings import Settings
 from ui.uploads import safe_filename
-from ui.wiring import Components, build_collection, split_options, write_lock
+from ui.wiring import (
+    Components,
+    build,
+    build_collection,
+    build_embedder,
+    embedder_name,
+    feed_registry,
+    fetch_options,
+    split_options,
+    write_lock,
+)
 
 log = logging.getLogger(__name__)
+
+# A URL or feed that could not be read: the front ends report it as that source's failure.
+SOURCE_ERRORS = (FetchError, FeedError)
 
 
 @dataclass
@@ -58,12 +75,16 @@ class UploadReport:
     files: list[FileOutcome]
     report: IngestReport
     collection: str = ""
+    feeds: list[dict[str, Any]] | None = None  # feed jobs: each feed's state afterwards
 
     def as_dict(self) -> dict[str, Any]:
         r = self.report
-        return {"collection": self.collection, "files": [f.as_dict() for f in self.files],
-                "added": r.added, "unchanged": r.unchanged, "replaced": r.replaced,
-                "failed": r.failed, "passages": r.passages}
+        found = {"collection": self.collection, "files": [f.as_dict() for f in self.files],
+                 "added": r.added, "unchanged": r.unchanged, "replaced": r.replaced,
+                 "failed": r.failed, "passages": r.passages}
+        if self.feeds is not None:
+            found["feeds"] = self.feeds
+        return found
 
 
 class ArticleService:
@@ -81,6 +102,14 @@ class ArticleService:
         self._max = max_collections
         self._lock = threading.Lock()
         self.writes = WriteQueue(base.settings.write_queue)
+
+    @classmethod
+    def for_writes(cls, settings: Settings) -> ArticleService:
+        """A service for a command that only writes: the embedding model loads only if
+        something is embedded, and no language model is built."""
+        plain = settings.model_copy(update={"llm_backend": "extractive"})
+        lazy = LazyEmbedder(embedder_name(plain), lambda: build_embedder(plain))
+        return cls(build(plain, embedder=lazy, environ={}))
 
     @property
     def settings(self) -> Settings:
@@ -168,6 +197,107 @@ class ArticleService:
 
         return self.writes.submit("remove", name, run)
 
+    def submit_urls(self, urls: Sequence[str], collection: str | None = None) -> Job:
+        """Queue web pages and PDFs by URL: fetched first (on a fetcher thread, never
+        holding the writer), then ingested like files; each URL has its own outcome."""
+        name = collection or self.default_collection
+        fetched: list[ReadResult] = []
+        options = fetch_options(self.settings)
+
+        def prepare(job: Job) -> None:
+            for n, url in enumerate(urls, start=1):
+                job.note = f"fetching {n} of {len(urls)}: {url[:200]}"
+                fetched.append(read_url(url, options))
+            job.note = ""
+
+        def run(job: Job) -> dict[str, Any]:
+            with self._write_lock(job):
+                report = self._ingest_unlocked(job, fetched, name)
+            return UploadReport(_outcomes(fetched, report), report, name).as_dict()
+
+        return self.writes.submit("ingest", name, run, prepare=prepare)
+
+    # -- feeds ---------------------------------------------------------------------------
+
+    def feeds(self, collection: str | None = None) -> list[FeedRecord]:
+        """The followed feeds (of one collection, when named), in the order added."""
+        found = feed_registry(self.settings).load()
+        return [f for f in found if collection is None or f.collection == collection]
+
+    def submit_feed_add(self, url: str, collection: str | None = None) -> Job:
+        """Queue following a feed: it is fetched and parsed first (a page that is no feed is
+        refused and not added), then added and its entries ingested."""
+        name = collection or self.default_collection
+        check_url(url)  # a refused scheme or port fails now, not in the job
+        harvests: list[Harvest] = []
+
+        def prepare(job: Job) -> None:
+            job.note = f"fetching the feed {url[:200]}"
+            found = harvest(FeedRecord(url=url, collection=name), fetch_options(self.settings),
+                            on_entry=lambda link: setattr(job, "note", f"fetching {link}"))
+            if found.failure is not None:  # the same kind of error, naming the feed
+                raise type(found.failure)(f"{url}: {found.failure}")
+            harvests.append(found)
+
+        def run(job: Job) -> dict[str, Any]:
+            with self._write_lock(job):
+                feed, _ = feed_registry(self.settings).add(url, name)
+                harvests[0].feed_url = feed.url
+                return self._ingest_harvests(job, harvests, name)
+
+        return self.writes.submit("ingest", name, run, prepare=prepare)
+
+    def submit_feed_refresh(self, urls: Sequence[str] = ()) -> Job:
+        """Queue a refresh of the followed feeds (or of those named): new entries are read,
+        seen ones skipped, and each feed's status and error recorded."""
+        wanted = set(urls)
+        harvests: list[Harvest] = []
+
+        def prepare(job: Job) -> None:
+            feeds = [f for f in self.feeds() if not wanted or f.url in wanted]
+            for n, feed in enumerate(feeds, start=1):
+                job.note = f"fetching feed {n} of {len(feeds)}: {feed.url[:200]}"
+                harvests.append(harvest(feed, fetch_options(self.settings)))
+
+        def run(job: Job) -> dict[str, Any]:
+            with self._write_lock(job):
+                return self._ingest_harvests(job, harvests, self.default_collection)
+
+        return self.writes.submit("ingest", self.default_collection, run, prepare=prepare)
+
+    def submit_feed_remove(self, url: str, collection: str | None = None) -> Job:
+        """Queue no longer following a feed (its articles stay); the result says whether it
+        was followed."""
+        name = collection or self.default_collection
+
+        def run(job: Job) -> dict[str, Any]:
+            with self._write_lock(job):
+                removed = feed_registry(self.settings).remove(url, name)
+            return {"collection": name, "id": url, "removed": removed}
+
+        return self.writes.submit("remove", name, run)
+
+    def _ingest_harvests(self, job: Job, harvests: list[Harvest],
+                         collection: str) -> dict[str, Any]:
+        """Ingest the entries of each harvest into its feed's collection and record each
+        feed's outcome (the caller holds the write lock)."""
+        registry = feed_registry(self.settings)
+        total = IngestReport()
+        files: list[FileOutcome] = []
+        feeds: list[dict[str, Any]] = []
+        for found in harvests:
+            results = [e.result for e in found.entries]
+            report = self._ingest_unlocked(job, results, found.collection)
+            _add_report(total, report)
+            outcomes = _outcomes(results, report)
+            files.extend(outcomes)
+            stored = {e.key for e, o in zip(found.entries, outcomes, strict=True)
+                      if o.status == "ok"}
+            record = registry.record(found, stored)
+            if record is not None:
+                feeds.append(record.summary())
+        return UploadReport(files, total, collection, feeds).as_dict()
+
     def job(self, job_id: str) -> Job | None:
         return self.writes.get(job_id)
 
@@ -230,15 +360,21 @@ class ArticleService:
         return UploadReport([outcome], report, collection)
 
     def _ingest(self, job: Job, results: list[ReadResult], collection: str) -> IngestReport:
+        with self._write_lock(job):
+            return self._ingest_unlocked(job, results, collection)
+
+    def _ingest_unlocked(self, job: Job, results: list[ReadResult],
+                         collection: str) -> IngestReport:
+        """Ingest read results into a collection (created if need be); the caller holds
+        the write lock."""
         def advance(done: int, total: int) -> None:
             job.progress = (done, total)
 
-        with self._write_lock(job):
-            parts = self.components(collection, create=True)
-            report = ingest_results(results, parts.store, parts.embedder,
-                                    options=split_options(self.settings), progress=False,
-                                    on_progress=advance)
-        log.info("upload to %r: %s", collection, report.summary())
+        parts = self.components(collection, create=True)
+        report = ingest_results(results, parts.store, parts.embedder,
+                                options=split_options(self.settings), progress=False,
+                                on_progress=advance)
+        log.info("ingest into %r: %s", collection, report.summary())
         return report
 
     def _write_lock(self, job: Job) -> WriteLock:
@@ -273,12 +409,44 @@ class ArticleService:
                 "writes_waiting": self.writes.waiting()}
 
 
+def list_feeds(settings: Settings, collection: str | None = None) -> list[dict[str, Any]]:
+    """The followed feeds as listed (url, collection, title, status, error, ...)."""
+    return [f.summary() for f in feed_registry(settings).load()
+            if collection is None or f.collection == collection]
+
+
 def _report(result: dict[str, Any]) -> UploadReport:
     files = [FileOutcome(f["name"], f["articles"], list(f["errors"])) for f in result["files"]]
     report = IngestReport(added=result["added"], unchanged=result["unchanged"],
                           replaced=result["replaced"], passages=result["passages"])
     report.failures = [ReadFailure(e, "") for f in files for e in f.errors]
     return UploadReport(files, report, result["collection"])
+
+
+def _outcomes(results: Sequence[ReadResult], report: IngestReport) -> list[FileOutcome]:
+    """One outcome per result (a URL, a feed entry), named by where it came from."""
+    skipped = {d.where: d for d in report.duplicates}
+    outcomes: list[FileOutcome] = []
+    for result in results:
+        outcome = FileOutcome(result.where)
+        if isinstance(result, ReadFailure):
+            outcome.errors.append(str(result))
+        elif isinstance(result, Article) and result.where in skipped:
+            outcome.errors.append(str(skipped[result.where]))
+        else:
+            outcome.articles = 1
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _add_report(total: IngestReport, part: IngestReport) -> None:
+    total.added += part.added
+    total.unchanged += part.unchanged
+    total.replaced += part.replaced
+    total.passages += part.passages
+    total.embedded += part.embedded
+    total.failures.extend(part.failures)
+    total.duplicates.extend(part.duplicates)
 
 
 def _skipped(outcome: FileOutcome, duplicate: ReadFailure) -> None:

@@ -6,6 +6,7 @@ environment. Every field has a description: the README's configuration table lis
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tomllib
 from pathlib import Path
@@ -127,6 +128,20 @@ class Settings(BaseSettings):
                                        "or numbers) a sentence has.")
     clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
                                     "pitches, ad and share text) at ingest.")
+    fetch_timeout: float = Field(30.0, gt=0, le=600, description="Seconds one URL (a page, "
+                                 "PDF or feed, redirects included) may take to fetch before "
+                                 "it fails.")
+    fetch_allow_private: bool = Field(False, description="Let `rag ingest URL`, the API and "
+                                      "feeds fetch from loopback, private, link-local and "
+                                      "other non-public addresses (off: refused, so the "
+                                      "server cannot be made to read its own network).")
+    fetch_refuse: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Networks never fetched from, even with "
+        "RAG_FETCH_ALLOW_PRIVATE (CIDR, comma-separated, e.g. 10.0.0.0/8,fd00::/8): a "
+        "deployment's own deny list.")
+    feed_interval_minutes: float = Field(0.0, ge=0, description="`rag serve` refreshes the "
+                                         "followed feeds this often (0: never; refresh with "
+                                         "`rag feeds refresh`).")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds a writer (ingest, remove, "
                                 "upload) waits for another one using the same data folder "
                                 "before giving up; 0 fails at once.")
@@ -142,6 +157,19 @@ class Settings(BaseSettings):
                 f"{len(key.get_secret_value())}); make one with: python -c \"import secrets; "
                 "print(secrets.token_urlsafe(24))\", or unset it to run without a key")
         return key
+
+    @field_validator("fetch_refuse", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        """A comma-separated list of networks; each must parse (a typo is an error)."""
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+        items = [str(v).strip() for v in items or [] if str(v).strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8)") from None
+        return items
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from index.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder
+from index.feeds import FeedRegistry
+from index.fetch import FetchOptions
 from index.ingest import SplitOptions
 from index.lexical import LexicalIndex
 from index.lock import WriteLock
@@ -55,6 +58,21 @@ def build_store(settings: Settings, create: bool = True) -> PassageStore:
 def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
     """The lock every writer of the data folder (ingest, remove, uploads) holds while writing."""
     return WriteLock(settings.data_dir, settings.lock_timeout, on_wait=on_wait)
+
+
+def fetch_options(settings: Settings) -> FetchOptions:
+    """Limits of fetching pages and feeds: the file size limit, the fetch time limit, and
+    whether private addresses may be fetched."""
+    return FetchOptions(timeout=settings.fetch_timeout,
+                        max_bytes=int(settings.max_file_mb * 1_000_000),
+                        allow_private=settings.fetch_allow_private,
+                        refuse=tuple(ipaddress.ip_network(n, strict=False)
+                                     for n in settings.fetch_refuse))
+
+
+def feed_registry(settings: Settings) -> FeedRegistry:
+    """The followed feeds of the data folder."""
+    return FeedRegistry(settings.data_dir / "feeds.json")
 
 
 def split_options(settings: Settings) -> SplitOptions:

@@ -1,0 +1,216 @@
+"""PDF and Word (.docx) files to :class:`Article`, through LlamaIndex's file readers.
+
+LlamaIndex's ``PDFReader`` (pypdf) gives one document per page, which is what a citation
+needs to name its page: the pages are joined into the article's text and each page's
+character range is kept (``Article.pages``). ``DocxReader`` (docx2txt) gives the text of a
+Word file. pypdf is opened first on its own to refuse what the reader would choke on or
+take too long over (password-protected, damaged or truncated, thousands of pages), and a
+.docx is checked for a zip bomb before docx2txt unpacks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from index.types import Article, Unreadable, content_hash
+
+log = logging.getLogger(__name__)
+
+PDF_SUFFIXES = {".pdf"}
+DOCX_SUFFIXES = {".docx"}
+# More pages than any article or print edition; a 10,000-page PDF would hold the writer
+# for many minutes.
+MAX_PDF_PAGES = 2000
+# A .docx is a zip: its parts may unpack to at most this much, whatever the file's size.
+MAX_DOCX_UNPACKED = 200_000_000
+_TERMINAL = tuple(".!?:;\"”’)")
+SCANNED = ("no text layer: this looks like a scanned PDF (pictures of pages); run OCR on it "
+           "(e.g. ocrmypdf) and add the result")
+
+
+def read_pdf(path: Path, where: str, origin: str) -> Article:
+    """A PDF's text, its pages joined, with each page's character range."""
+    meta = _check_pdf(path)
+    pages = [_reflow(text) for text in _pdf_pages(path)]
+    text, ranges = _join_pages(pages)
+    if not text.strip():
+        raise Unreadable(SCANNED)
+    title = _clean_meta(meta.get("title")) or _first_line(text)
+    return Article(id=content_hash(text), title=title, text=text, source=where,
+                   published=meta.get("published", ""),
+                   authors=_clean_meta(meta.get("author")), origin=origin,
+                   whole_file=True, where=where, pages=tuple(ranges))
+
+
+def _check_pdf(path: Path) -> dict[str, str]:
+    """Open the PDF with pypdf: refuse a locked, damaged or enormous one; its metadata."""
+    import pypdf
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = pypdf.PdfReader(path)
+        count = len(reader.pages)
+        info: Any = reader.metadata or {}
+    except FileNotDecryptedError as exc:
+        raise Unreadable("the PDF is password-protected (encrypted): save or print an "
+                         "unprotected copy and add that") from exc
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Unreadable(f"damaged or truncated PDF ({type(exc).__name__}: {exc}); download "
+                         "or export it again") from exc
+    if count > MAX_PDF_PAGES:
+        raise Unreadable(f"the PDF has {count} pages, more than the {MAX_PDF_PAGES} read; "
+                         "split it into smaller files")
+    if count == 0:
+        raise Unreadable("the PDF has no pages")
+    published = ""
+    try:
+        created = getattr(info, "creation_date", None)
+        published = created.date().isoformat() if created is not None else ""
+    except (ValueError, TypeError, AttributeError):  # a malformed date is no date
+        published = ""
+    return {"title": str(info.get("/Title") or ""), "author": str(info.get("/Author") or ""),
+            "published": published}
+
+
+def _pdf_pages(path: Path) -> list[str]:
+    """The text of each page, by LlamaIndex's PDFReader (one Document per page)."""
+    from llama_index.readers.file.docs.base import PDFReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    # The reader retries three times on any error; a damaged file fails the same way each
+    # time, so its undecorated function is called once.
+    load: Any = PDFReader.load_data.__wrapped__
+    try:
+        documents = load(PDFReader(return_full_document=False), path)
+    except FileNotDecryptedError as exc:
+        raise Unreadable("the PDF is password-protected (encrypted): save or print an "
+                         "unprotected copy and add that") from exc
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Unreadable(f"damaged or truncated PDF ({type(exc).__name__}: {exc}); download "
+                         "or export it again") from exc
+    return [str(d.text or "") for d in documents]
+
+
+def _join_pages(pages: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The pages' texts joined by blank lines, and each page's [start, end) in the result."""
+    parts: list[str] = []
+    ranges: list[tuple[int, int]] = []
+    offset = 0
+    for page in pages:
+        if parts:
+            parts.append("\n\n")
+            offset += 2
+        parts.append(page)
+        ranges.append((offset, offset + len(page)))
+        offset += len(page)
+    return "".join(parts), ranges
+
+
+def _reflow(text: str) -> str:
+    """PDF text has a line break at the end of every printed line; the sentence splitter
+    takes a line break for a sentence end. Lines of one paragraph are joined (and words
+    hyphenated across lines rejoined); short lines (headings) and lines that end a sentence
+    keep their break."""
+    lines = [line.strip() for line in text.replace("\r", "\n").split("\n")]
+    lengths = sorted(len(line) for line in lines if line)
+    if not lengths:
+        return ""
+    typical = lengths[int(len(lengths) * 0.75)]
+    out: list[str] = []
+    for line, following in zip(lines, [*lines[1:], ""], strict=True):
+        if not line:
+            if out and out[-1] != "\n\n":
+                out[-1] = "\n\n"
+            continue
+        out.append(line)
+        if line.endswith("-") and following[:1].islower():
+            out[-1] = line[:-1]
+            out.append("")
+        elif len(line) < 0.6 * typical or line.endswith(_TERMINAL):
+            out.append("\n")
+        else:
+            out.append(" ")
+    return "".join(out).strip()
+
+
+def read_docx(path: Path, where: str, origin: str) -> Article:
+    """A Word file's text, by LlamaIndex's DocxReader; title and author from its
+    properties when it has them."""
+    props = _check_docx(path)
+    from llama_index.readers.file.docs.base import DocxReader
+
+    try:
+        documents = DocxReader().load_data(path)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise Unreadable(f"not a readable Word document ({type(exc).__name__}: {exc}); "
+                         "save it again as .docx") from exc
+    text = "\n".join(str(d.text or "") for d in documents)
+    text = re.sub(r"\n{3,}", "\n\n", text.replace("\r\n", "\n")).strip()
+    if not text:
+        raise Unreadable("the Word document has no text")
+    return Article(id=content_hash(text), title=props.get("title") or _first_line(text),
+                   text=text, source=where, published=props.get("published", ""),
+                   authors=props.get("author", ""), origin=origin, whole_file=True,
+                   where=where)
+
+
+def _check_docx(path: Path) -> dict[str, str]:
+    """Refuse a .docx that is no zip, has no document part, or unpacks to too much (a zip
+    bomb); return its title, author and date from docProps/core.xml."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            unpacked = sum(i.file_size for i in infos)
+            if unpacked > MAX_DOCX_UNPACKED:
+                raise Unreadable(f"the Word document unpacks to {unpacked / 1e6:.0f} MB, over "
+                                 f"the {MAX_DOCX_UNPACKED / 1e6:.0f} MB allowed (a zip bomb?)")
+            names = {i.filename for i in infos}
+            if "word/document.xml" not in names:
+                raise Unreadable("not a Word document (.docx): it has no word/document.xml; "
+                                 "an old .doc must be saved as .docx first")
+            core = archive.read("docProps/core.xml") if "docProps/core.xml" in names else b""
+    except zipfile.BadZipFile as exc:
+        raise Unreadable("not a Word document (.docx is a zip file; this is not one); an "
+                         "old .doc must be saved as .docx first") from exc
+    return _core_properties(core) if core else {}
+
+
+def _core_properties(xml: bytes) -> dict[str, str]:
+    from defusedxml import ElementTree
+    from defusedxml.common import DefusedXmlException
+
+    try:
+        root = ElementTree.fromstring(xml)
+    except (ElementTree.ParseError, DefusedXmlException):
+        return {}
+    found: dict[str, str] = {}
+    for element in root:
+        tag = element.tag.rsplit("}", 1)[-1]
+        value = (element.text or "").strip()
+        if tag == "title" and value:
+            found["title"] = value[:300]
+        elif tag == "creator" and value:
+            found["author"] = value[:300]
+        elif tag == "created" and re.match(r"\d{4}-\d{2}-\d{2}", value):
+            found["published"] = value[:10]
+    return found
+
+
+def _clean_meta(value: str | None) -> str:
+    """A metadata string, or '' when it is empty or a file name a tool put there."""
+    text = (value or "").strip()
+    if not text or re.search(r"\.(docx?|pdf|indd|txt)$", text, re.I) or text.lower() in {
+            "untitled", "title"}:
+        return ""
+    return text[:300]
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""
