@@ -16,11 +16,10 @@ from typing import Protocol
 import numpy as np
 
 from index.embedder import Embedder, Vectors
-from index.passages import sentence_spans
-from rag.gate import AnswerGate
+from rag.gate import AnswerGate, closest_sentences
 from rag.question import Frame, base_form, focus
 from rag.result import RetrievedPassage
-from rag.terms import content_terms, stem, strip_markers, words
+from rag.terms import content_terms, strip_markers, words
 
 
 @dataclass(frozen=True)
@@ -172,22 +171,15 @@ class ExtractiveAnswerer:
         """Sentences of the passages that the gate accepts as answers, judged best by
         words first (judging parses a sentence; most never need it)."""
         frame = self.gate.frame(question)
-        seen: set[tuple[str, int]] = set()
-        found: list[tuple[float, _Candidate, list[tuple[int, int]]]] = []
-        for i, passage in enumerate(passages):
-            spans = sentence_spans(passage.text)
-            for start, end in spans:
-                where = (passage.article_id, passage.start + start)
-                if where in seen:
-                    continue  # overlapping passages repeat sentences
-                seen.add(where)
-                text = passage.text[start:end]
-                overlap = len(frame.terms & {stem(w) for w in words(text)})
-                found.append((overlap - 0.1 * i, _Candidate(i, start, end, text), spans))
-        found.sort(key=lambda f: -f[0])
+        index = {id(p): i for i, p in enumerate(passages)}
+        closest = closest_sentences(frame, passages)[:self.options.max_judged]
+        screened = [(p, a, b, spans) for p, a, b, spans in closest
+                    if self.gate.screen(frame, p, a, b, spans) is None]
+        if frame.wants:  # the sentences left are parsed in one batch, not one by one
+            self.gate.language.parse_many([p.text[a:b] for p, a, b, _ in screened])
         accepted: list[_Candidate] = []
-        for _, c, spans in found[:self.options.max_judged]:
-            passage = passages[c.passage]
+        for passage, start, end, spans in screened:
+            c = _Candidate(index[id(passage)], start, end, passage.text[start:end])
             if not self.gate.judge(frame, passage, c.start, c.end, spans).ok:
                 continue
             k = next(n for n, (a, _) in enumerate(spans) if a == c.start)

@@ -15,6 +15,8 @@ reason given for abstaining.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,8 +90,13 @@ class Finding:
 class AnswerGate:
     """Judges passage sentences against a question, and whole answers."""
 
-    def __init__(self, language: Language) -> None:
+    def __init__(self, language: Language, cache_size: int = 4096) -> None:
         self.language = language
+        # Judgements repeat: the answerer judges a sentence, then the check and an
+        # explanation of an abstention judge it again.
+        self._judged: OrderedDict[tuple[str, str, int, int, int, str], Finding] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def frame(self, question: str) -> Frame:
         return analyse(self.language.parse(question))
@@ -99,6 +106,24 @@ class AnswerGate:
               prefer: str | None = None) -> Finding:
         """Does ``passage.text[start:end]`` answer the question of ``frame``? ``prefer``:
         the short answer to take when the sentence offers several."""
+        key = (frame.text, passage.passage_id, hash(passage.text), start, end, prefer or "")
+        with self._lock:
+            found = self._judged.get(key)
+            if found is not None:
+                self._judged.move_to_end(key)
+                return found
+        finding = self.screen(frame, passage, start, end, spans) or self._kind(
+            frame, passage, start, end, prefer)
+        with self._lock:
+            self._judged[key] = finding
+            while len(self._judged) > self._cache_size:
+                self._judged.popitem(last=False)
+        return finding
+
+    def screen(self, frame: Frame, passage: RetrievedPassage, start: int, end: int,
+               spans: Sequence[tuple[int, int]] | None = None) -> Finding | None:
+        """The checks that need no parse (prose, the question's names and years, the
+        speaker): a failed Finding, or None when the sentence passes them."""
         text = passage.text
         sentence = text[start:end]
         if not_an_answer(sentence, passage.title):
@@ -110,8 +135,14 @@ class AnswerGate:
             return Finding(False, f"no passage mentions {missing.text}", step=1)
         if frame.speaker is not None and not _quotes(frame.speaker, text, start, end):
             return Finding(False, f"the passages do not quote {frame.speaker.text}", step=2)
+        return None
+
+    def _kind(self, frame: Frame, passage: RetrievedPassage, start: int, end: int,
+              prefer: str | None) -> Finding:
+        """Does the sentence hold the kind of thing asked for?"""
         if not frame.wants:
             return Finding(True, step=4)
+        sentence = passage.text[start:end]
         span = self.answer_span(frame, sentence, prefer)
         if span is None:
             return Finding(False, f"no passage names {_wanted_text(frame)} that answers it",
@@ -188,20 +219,39 @@ class AnswerGate:
             "answer": NOT_COVERED, "abstained": True, "citations": [],
             "abstain_reason": best.reason})
 
-    def explain(self, question: str, passages: Sequence[RetrievedPassage]) -> str:
-        """Why the passages hold no answer: the reason of the sentence that came closest,
-        or that the closest ones are not close enough in what they say."""
+    def explain(self, question: str, passages: Sequence[RetrievedPassage],
+                limit: int = 24) -> str:
+        """Why the passages hold no answer: the reason of the sentence that came closest
+        (of the ``limit`` with the most of the question's words), or that the closest ones
+        are not close enough in what they say."""
         frame = self.frame(question)
         best: Finding | None = None
-        for passage in passages:
-            spans = sentence_spans(passage.text)
-            for a, b in spans:
-                finding = self.judge(frame, passage, a, b, spans)
-                if finding.ok:
-                    return NOT_CLOSE
-                if best is None or finding.step > best.step:
-                    best = finding
+        for passage, a, b, spans in closest_sentences(frame, passages)[:limit]:
+            finding = self.judge(frame, passage, a, b, spans)
+            if finding.ok:
+                return NOT_CLOSE
+            if best is None or finding.step > best.step:
+                best = finding
         return best.reason if best is not None else NOT_CLOSE
+
+
+def closest_sentences(frame: Frame, passages: Sequence[RetrievedPassage]
+                      ) -> list[tuple[RetrievedPassage, int, int, list[tuple[int, int]]]]:
+    """Every sentence of the passages (once, where passages overlap), those with the most of
+    the question's words first, earlier passages first among equals."""
+    seen: set[tuple[str, int]] = set()
+    found: list[tuple[float, RetrievedPassage, int, int, list[tuple[int, int]]]] = []
+    for i, passage in enumerate(passages):
+        spans = sentence_spans(passage.text)
+        for a, b in spans:
+            where = (passage.article_id, passage.start + a)
+            if where in seen:
+                continue
+            seen.add(where)
+            overlap = len(frame.terms & _stems(passage.text[a:b]))
+            found.append((overlap - 0.1 * i, passage, a, b, spans))
+    found.sort(key=lambda f: -f[0])
+    return [(p, a, b, spans) for _, p, a, b, spans in found]
 
 
 NOT_CLOSE = ("the passages that name what it asks for say something else than what the "
