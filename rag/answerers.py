@@ -19,7 +19,7 @@ from index.embedder import Embedder, Vectors
 from rag.gate import AnswerGate, closest_sentences
 from rag.question import Frame, base_form, focus
 from rag.result import RetrievedPassage
-from rag.terms import content_terms, strip_markers, words
+from rag.terms import content_terms, flat, strip_markers, words
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,6 @@ class ShortAnswer:
 class Composed:
     text: str
     short: str = ""
-
-
-def _flat(text: str) -> str:
-    return " ".join(w.lower() for w in words(text))
 
 
 
@@ -152,7 +148,7 @@ class ExtractiveAnswerer:
             c = candidates[i]
             if len(chosen) == o.max_sentences or scores[i] < o.runner_up * scores[best]:
                 break
-            if short and _flat(short) not in _flat(c.text):
+            if short and flat(short) not in flat(c.text):
                 continue  # a second sentence must be about the same answer
             if not any(x.passage == c.passage and x.start < c.end and c.start < x.end
                        for x in chosen):  # a widened sentence may overlap another

@@ -19,24 +19,22 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from index.clean import is_boilerplate
 from index.passages import sentence_spans
+from rag.answer_spans import answer_span
 from rag.nlp import Language
 from rag.question import (
     PERSONISH,
     PLACE,
     QUANTITY,
-    TIME_UNITS,
     WHEN,
     Constraint,
     Frame,
     analyse,
-    base_form,
 )
 from rag.result import NOT_COVERED, Answer, Citation, RetrievedPassage
-from rag.terms import STOPWORDS, stem, words
+from rag.terms import flat, stem, stem_set, words
 
 _CONTEXT_SENTENCES = 2
 _SHORT_WORDS = 10  # a longer "short answer" is the sentence itself
@@ -49,30 +47,15 @@ _REPORTING = frozenset(stem(w) for w in """said says say told tells tell added a
 writes stated warned argued claimed according announced insisted noted explained asked
 urged""".split())
 _PRONOUNS = frozenset("he she they it his her their i we".split())
-_ZERO = frozenset({"no", "none", "zero", "nobody"})
-_PEOPLE = frozenset(stem(w) for w in """people person persons death deaths dead victim
-resident passenger worker employee student child children adult patient soldier civilian
-fan spectator member voter migrant refugee casualty injury injured killed survivor crew
-staff man men woman women citizen officer individual""".split())
 _ALIASES: dict[str, frozenset[str]] = {
     "us": frozenset({"us", "u.s", "unit", "america", "american", "washington"}),
     "uk": frozenset({"uk", "u.k", "britain", "british", "unit", "kingdom", "england"}),
     "un": frozenset({"un", "u.n", "unit", "nation"}),
     "eu": frozenset({"eu", "european", "union", "brussel"}),
 }
-# For 'who', a person before an organisation before a people or a place.
-_PREFERENCE = {"PERSON": 0, "ORG": 1, "GPE": 2, "NORP": 2}
-_SUBJECTS = frozenset({"nsubj", "nsubjpass"})
-_GROUPS = frozenset(stem(w) for w in """force forces troops troop rebels rebel militants
-militant police government officials official authorities authority army regime coalition
-ministers leaders council committee court company firm opposition protesters lawmakers
-voters residents judges jury board""".split())
 # Country-wide words: true of most stories they describe, seldom repeated in the passage.
 _GENERIC = frozenset(stem(w) for w in """us u.s america american americans uk britain british
 england english world earth global international national federal""".split())
-_COORDINATION = re.compile(r"\s*(,|and|&|,\s*and)\s*(the\s*)?", re.IGNORECASE)
-_OF_A = re.compile(r"\s*of( a| an)?\s*", re.IGNORECASE)  # "a quarter" "of a" "million"
-_NAMES = frozenset({"PERSON", "ORG", "GPE", "NORP", "LOC", "FAC"})
 _WANTS_TEXT = [(PERSONISH, "a person or organisation"), (QUANTITY, "a number"),
                (WHEN, "a date or time"), (PLACE, "a place")]
 
@@ -150,48 +133,9 @@ class AnswerGate:
         return Finding(True, short=(start + span[0], start + span[1]), step=4)
 
     def answer_span(self, frame: Frame, sentence: str,
-                     prefer: str | None = None) -> tuple[int, int] | None:
-        """The span (in the sentence) of the thing asked for: an entity of a wanted kind
-        that says something the question does not already say; ``prefer`` (an answerer's
-        choice, e.g. the name most passages agree on) when it is one of them."""
-        found = self.answer_spans(frame, sentence)
-        if not found:
-            return None
-        if prefer:
-            chosen = [f for f in found if _flat(sentence[f[1][0]:f[1][1]]) == _flat(prefer)]
-            if chosen:
-                return chosen[0][1]
-        return min(found, key=lambda f: (f[0], _distance(frame, sentence, f[1])))[1]
-
-    def answer_spans(self, frame: Frame, sentence: str) -> list[tuple[int, tuple[int, int]]]:
-        """Every span of the sentence that could answer the question, with a preference
-        (lower first): for 'who', a person before an organisation or a country before a
-        nationality; an answer in the role the question's wh-word has (its subject) first."""
-        doc = self.language.parse(sentence)
-        found: list[tuple[int, tuple[int, int]]] = []  # (preference, span)
-        dateline = _DATELINE.match(sentence)
-        for ent in _joined(doc, frame.wants):
-            if ent.label_ not in frame.wants or (dateline and ent.start_char < dateline.end()):
-                continue
-            new = _stems(ent.text) - frame.question_stems
-            if not new and not (ent.label_ in QUANTITY | WHEN and _digits(ent.text)):
-                continue
-            if ent.label_ in QUANTITY and not _counts(frame, ent):
-                continue
-            found.append((2 * _PREFERENCE.get(ent.label_, 1) + _role(frame, ent.root),
-                          _trim(frame, ent)))
-        if frame.wants & QUANTITY:  # "no deaths had been reported"
-            found += [(2, _zero_span(doc, t)) for t in doc if t.lower_ in _ZERO
-                      and _counts(frame, doc[t.i:t.i + 1])]
-        if frame.wants & frozenset({"PERSON", "ORG"}):
-            # names the small model leaves untagged ("Hu Meiling"), and groups ("rebels")
-            taken = [span for _, span in found]
-            found += [(pref + _role(frame, doc.char_span(*span, alignment_mode="expand").root),
-                       span) for pref, spans in ((2, _proper_names(frame, doc)),
-                                                 (4, _groups(frame, doc)))
-                      for span in spans if not any(a < span[1] and span[0] < b
-                                                   for a, b in taken)]
-        return found
+                    prefer: str | None = None) -> tuple[int, int] | None:
+        """Where in the sentence the thing asked for is (rag.answer_spans)."""
+        return answer_span(self.language, frame, sentence, prefer)
 
     def check(self, question: str, answer: Answer, lead: bool = False,
               prefer: str | None = None) -> Answer:
@@ -205,7 +149,7 @@ class AnswerGate:
         spans = [(citation, a, b) for citation in answer.citations
                  for a, b in citation.highlights or [(citation.start, citation.end)]]
         if prefer:  # the sentence holding the answerer's pick first
-            spans.sort(key=lambda s: _flat(prefer) not in _flat(
+            spans.sort(key=lambda s: flat(prefer) not in flat(
                 s[0].text[s[1] - s[0].start:s[2] - s[0].start]))
         for citation, a, b in spans:
             finding = self.judge(frame, citation, a - citation.start, b - citation.start,
@@ -248,7 +192,7 @@ def closest_sentences(frame: Frame, passages: Sequence[RetrievedPassage]
             if where in seen:
                 continue
             seen.add(where)
-            overlap = len(frame.terms & _stems(passage.text[a:b]))
+            overlap = len(frame.terms & stem_set(passage.text[a:b]))
             found.append((overlap - 0.1 * i, passage, a, b, spans))
     found.sort(key=lambda f: -f[0])
     return [(p, a, b, spans) for _, p, a, b, spans in found]
@@ -267,7 +211,7 @@ def with_short_answer(answer: Answer, frame: Frame, finding: Finding,
     a, b = finding.short
     short = citation.text[a:b]
     text = answer.answer
-    if lead and len(short.split()) <= _SHORT_WORDS and _flat(short) != _flat(text):
+    if lead and len(short.split()) <= _SHORT_WORDS and flat(short) != flat(text):
         text = f"{short} [{citation.marker}] — {text}"
     return answer.model_copy(update={
         "answer": text, "short_answer": short, "short_answer_article_id": citation.article_id,
@@ -278,7 +222,7 @@ def _quotes(speaker: Constraint, text: str, start: int, end: int) -> bool:
     """Is the sentence the speaker's words: a quote or a report ("said"), naming the
     speaker in it, or in the sentence before when it opens "He said"?"""
     sentence = text[start:end]
-    stems = _stems(sentence)
+    stems = stem_set(sentence)
     if not (_QUOTE_MARK.search(sentence) or stems & _REPORTING):
         return False
     if _is_speaker(speaker, stems):
@@ -286,7 +230,7 @@ def _quotes(speaker: Constraint, text: str, start: int, end: int) -> bool:
     first = words(sentence.lower())[:6]
     if _PRONOUNS & set(first) or _QUOTE_MARK.match(sentence.lstrip()):
         before = text[max(0, start - 400):start]
-        return _is_speaker(speaker, _stems(before[-250:]))
+        return _is_speaker(speaker, stem_set(before[-250:]))
     return False
 
 
@@ -304,7 +248,7 @@ def not_an_answer(sentence: str, title: str) -> bool:
     stripped = sentence.strip()
     if not stripped or stripped.endswith(("?", ",", ":", ";")) or stripped.startswith("#"):
         return True  # a question, a heading, or a fragment cut off mid-sentence
-    if title and _flat(stripped) == _flat(title):
+    if title and flat(stripped) == flat(title):
         return True
     if len(words(stripped)) < 4 or _QUIZ.search(stripped) or _BYLINE.match(stripped):
         return True
@@ -331,7 +275,7 @@ def _missing(constraints: Sequence[Constraint], passage: RetrievedPassage,
     aside, which a story seldom repeats) must be somewhere in the passage or its title.
     """
     whole = f"{passage.title}\n{passage.text}"
-    have, digits = _stems(whole), _digits(whole)
+    have, digits = stem_set(whole), _digits(whole)
     described = [c for c in constraints if c.kind != "year" and not c.stems <= _GENERIC]
     absent = [c for c in described if not _present(c, have, digits, whole, "")]
     for constraint in constraints:
@@ -352,7 +296,7 @@ def _present(constraint: Constraint, have: frozenset[str], digits: str, context:
         return bool(value) and re.search(rf"(?<![\d.]){re.escape(value)}(?![\d])",
                                          digits) is not None
     if constraint.kind == "quote":
-        return _flat(constraint.text) in _flat(context)
+        return flat(constraint.text) in flat(context)
     return _matches(constraint.stems, have)
 
 
@@ -374,112 +318,6 @@ def _alias(word: str, have: frozenset[str]) -> bool:
                and abs(len(h) - len(word)) <= 4 for h in have)
 
 
-def _counts(frame: Frame, span: Any) -> bool:
-    """For 'how many X': is this number one of X (the noun it goes with)?"""
-    if not frame.head or frame.wants == frozenset({"MONEY"}) or frame.head in TIME_UNITS:
-        return True
-    wanted = stem(frame.head)
-    people = wanted in _PEOPLE
-    doc = span.doc
-    for token in doc[span.start:min(len(doc), span.end + 4)]:
-        noun = stem(token.text)
-        if token.pos_ in ("NOUN", "PROPN") and (noun == wanted or (people and noun in _PEOPLE)):
-            return True
-    head = doc[span.end - 1].head
-    return stem(head.text) == wanted or (people and stem(head.text) in _PEOPLE)
-
-
-def _trim(frame: Frame, ent: Any) -> tuple[int, int]:
-    """An entity's span without leading words the question already has ("the UN Samantha
-    Power" for "the US ambassador to the UN" -> "Samantha Power"); a number keeps what
-    qualifies it ("more than 200")."""
-    tokens = list(ent)
-    if ent.label_ not in QUANTITY | WHEN:
-        while len(tokens) > 1 and (stem(tokens[0].text) in frame.question_stems
-                                   or tokens[0].lower_ in STOPWORDS):
-            tokens = tokens[1:]
-    return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
-
-
-def _zero_span(doc: Any, token: Any) -> tuple[int, int]:
-    """'no' with the noun it counts: 'no deaths'."""
-    end = token
-    for following in doc[token.i + 1:token.i + 3]:
-        end = following
-        if following.pos_ in ("NOUN", "PROPN"):
-            break
-    return token.idx, end.idx + len(end.text)
-
-
-def _role(frame: Frame, root: Any) -> int:
-    """0 when the answer plays the wh-word's part (its subject, or the agent of a passive:
-    "brokered by Moscow"), else 1."""
-    if not frame.subject:
-        return 0
-    agent = root.dep_ == "pobj" and root.head.dep_ == "agent"
-    return 0 if root.dep_ in _SUBJECTS or agent else 1
-
-
-def _joins(label: str, between: str) -> bool:
-    if label in _NAMES:
-        return bool(_COORDINATION.fullmatch(between))
-    return label == "CARDINAL" and bool(_OF_A.fullmatch(between))
-
-
-def _joined(doc: Any, wants: frozenset[str]) -> list[Any]:
-    """The sentence's entities, with names of a wanted kind joined by 'and' or commas made
-    one ("Moscow and Washington", "Britain, the US and France")."""
-    from spacy.tokens import Span
-
-    ents = list(doc.ents)
-    out: list[Any] = []
-    i = 0
-    while i < len(ents):
-        first = last = ents[i]
-        j = i + 1
-        while (j < len(ents) and first.label_ in wants and ents[j].label_ == first.label_
-               and _joins(first.label_, doc[last.end:ents[j].start].text)):
-            last = ents[j]
-            j += 1
-        out.append(first if last is first else Span(doc, first.start, last.end,
-                                                    label=first.label_))
-        i = j
-    return out
-
-
-def _proper_names(frame: Frame, doc: Any) -> list[tuple[int, int]]:
-    """Runs of proper nouns the entity recogniser did not tag, not in the question."""
-    found: list[tuple[int, int]] = []
-    run: list[Any] = []
-    for token in [*doc, None]:
-        if token is not None and token.pos_ == "PROPN" and token.i > 0 and (
-                not token.ent_type_ or token.ent_type_ in PERSONISH):
-            run.append(token)  # a word tagged as a date or a number is not a name
-            continue
-        if run and _stems(" ".join(t.text for t in run)) - frame.question_stems:
-            found.append((run[0].idx, run[-1].idx + len(run[-1].text)))
-        run = []
-    return found
-
-
-def _groups(frame: Frame, doc: Any) -> list[tuple[int, int]]:
-    """Noun phrases naming people as a group ("regime forces", "the police") for 'who'."""
-    return [(chunk.start_char, chunk.end_char) for chunk in doc.noun_chunks
-            if stem(chunk.root.text) in _GROUPS
-            and _stems(chunk.text) - frame.question_stems]
-
-
-def _distance(frame: Frame, sentence: str, span: tuple[int, int]) -> int:
-    """How far (in characters) a candidate lies from what the question says happened (its
-    verbs, else its other words) in the sentence."""
-    wanted = frame.predicates or frame.terms
-    near = [m.start() for m in re.finditer(r"[^\W_]+", sentence)
-            if base_form(stem(m.group())) in wanted]
-    if not near:
-        return 0
-    return min(min(abs(span[0] - n), abs(span[1] - n)) for n in near)
-
-
 def _wanted_text(frame: Frame) -> str:
     if frame.wants == frozenset({"MONEY"}):
         return "a sum of money"
@@ -491,17 +329,7 @@ def _wanted_text(frame: Frame) -> str:
     return "what it asks for"
 
 
-_ACRONYM_DOTS = re.compile(r"\b([A-Z])\.(?=[A-Z]\b\.?)")  # "U.S." is "US"
-_DATELINE = re.compile(r"^[A-Z][A-Z .,'()]{2,40}\s*[–—-]")  # "WASHINGTON – " opens a report
-
-
-def _stems(text: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in words(_ACRONYM_DOTS.sub(r"\1", text)))
-
-
 def _digits(text: str) -> str:
     return re.sub(r"(?<=\d),(?=\d{3})", "", text)
 
 
-def _flat(text: str) -> str:
-    return " ".join(w.lower() for w in words(text))

@@ -71,6 +71,19 @@ def key_terms(text: str) -> set[str]:
     return keys
 
 
+_ACRONYM_DOTS = re.compile(r"\b([A-Z])\.(?=[A-Z]\b\.?)")  # "U.S." is "US"
+
+
+def stem_set(text: str) -> frozenset[str]:
+    """Every word's stem, acronyms with dots read as without ("U.S." as "US")."""
+    return frozenset(stem(w) for w in words(_ACRONYM_DOTS.sub(r"\1", text)))
+
+
+def flat(text: str) -> str:
+    """Lower-cased words joined by single spaces: text compared ignoring punctuation."""
+    return " ".join(w.lower() for w in words(text))
+
+
 def strip_markers(text: str) -> str:
     """Remove [n] citation-like markers (article text may contain fake ones)."""
     return _MARKER.sub("", text).strip()
