@@ -68,7 +68,7 @@ class FusionOptions:
     k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
-    candidates: int = 50  # passages each ranking contributes before fusion
+    candidates: int = 100  # passages each ranking contributes before fusion (see docs)
     article_weight: float = 1.0  # weight of the whole-article BM25 ranking (hybrid, bm25)
     per_article: int = 1  # at most this many passages of one article in the results (0: any)
     dedupe_threshold: float = 0.6
