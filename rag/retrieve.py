@@ -167,9 +167,10 @@ class HybridRetriever:
         near-duplicates and keeping at most ``per_article`` passages of an article, until k
         passages are found; rerank those.
 
-        The walk stops at k, so the candidates beyond cost nothing (with 100 candidates per
-        side, comparing all of them pairwise cost more than everything else); a duplicate
-        ranked below the k-th passage is therefore not listed in ``also_reported_by``."""
+        Comparing every candidate with every other cost more than all the rest with 100
+        candidates per side, so the walk stops early: after the k-th passage it only goes on
+        through k more distinct candidates, to list the duplicates ranked just below in
+        ``also_reported_by`` (the same story on several sites ranks close together)."""
         o = self.options
         found = pool.found
         missing = [pid for pid, _ in fused if pid not in found]
@@ -180,16 +181,19 @@ class HybridRetriever:
                                          if pid in found}, as_of, o.recency_weight, o.k)
         distinct = Distinct(o.dedupe_threshold)
         per_article: dict[str, int] = {}
-        taken = 0
+        taken = beyond = 0
         for pid, score in fused:
             if pid not in found or not distinct.add(to_result(found[pid], score)):
+                continue
+            if taken >= k:
+                beyond += 1
+                if beyond >= k:
+                    break
                 continue
             article = found[pid].article_id
             per_article[article] = per_article.get(article, 0) + 1
             if o.per_article <= 0 or per_article[article] <= o.per_article:
                 taken += 1
-                if taken >= k:
-                    break
         ranked = distinct.kept()
         if o.per_article > 0:
             ranked = limit_per_article(ranked, o.per_article)
