@@ -301,6 +301,65 @@ class LeadRanking(FieldRanking):
     field_name = "lead"
 
 
+class WindowBM25(HybridRetriever):
+    """The BM25 passage ranking scores each passage by its best window of three consecutive
+    sentences (the unit in which the citation check wants a claim's names and numbers
+    together) instead of the whole passage: terms that meet in one place count, terms
+    scattered over 200 words less. ``with_title`` prepends the article title to every window,
+    as the passage index does. (Eval rows carry no filters; this variant ignores them.)"""
+
+    with_title = True
+    sentences = 3
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._windows: tuple[list[str], np.ndarray, Any] | None = None
+
+    def _index(self) -> tuple[list[str], np.ndarray, Any]:
+        import bm25s
+
+        from index.passages import sentence_spans
+
+        if self._windows is None:
+            ids: list[str] = []
+            texts, owners = [], []
+            for p in self._store.all_passages():
+                spans = sentence_spans(p.text) or [(0, len(p.text))]
+                head = f"{p.title}\n" if self.with_title else ""
+                for i in range(max(1, len(spans) - self.sentences + 1)):
+                    end = spans[min(i + self.sentences, len(spans)) - 1][1]
+                    texts.append(head + p.text[spans[i][0]:end])
+                    owners.append(len(ids))
+                ids.append(p.id)
+            model = bm25s.BM25()
+            model.index(tokenize(texts), show_progress=False)
+            self._windows = ids, np.asarray(owners), model
+        return self._windows
+
+    def pool(self, question: str, n: int, filters: Filters | None = None) -> Pool:
+        pool = super().pool(question, n, filters)
+        ids, owners, model = self._index()
+        tokens = [t for t in tokenize([question])[0] if t in model.vocab_dict]
+        if self.mode == "dense" or not tokens:
+            return pool
+        best = np.zeros(len(ids))
+        np.maximum.at(best, owners, model.get_scores(tokens))
+        top = np.argsort(-best)[:n]
+        pool.lexical = [(ids[i], float(best[i])) for i in top if best[i] > 0]
+        return pool
+
+
+class WindowBM25NoTitle(WindowBM25):
+    with_title = False
+
+
+class WholePassageNoTitle(WindowBM25):
+    """The passage BM25 ranking without the title (the whole passage as one window)."""
+
+    with_title = False
+    sentences = 10_000
+
+
 _DATE_WORDS = re.compile(r"\b(this|last|past) (week|weekend|month)\b|\brecently\b|\b(on|last) "
                          r"(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|"
                          r"\b(yesterday|today)\b", re.IGNORECASE)
@@ -384,6 +443,11 @@ VARIANTS = [
     Variant("title-field", "+ whole-article ranking by BM25 over titles", {}, FieldRanking),
     Variant("lead-field", "+ whole-article ranking by BM25 over the first passage", {},
             LeadRanking),
+    Variant("bm25-windows", "BM25 passage score = its best 3-sentence window (title "
+            "prepended)", {}, WindowBM25),
+    Variant("bm25-windows-no-title", "the same without the title", {}, WindowBM25NoTitle),
+    Variant("bm25-no-title", "BM25 passage ranking without the title", {},
+            WholePassageNoTitle),
     Variant("date-words", "date words without a date: as-of from the top 10's densest week",
             {}, DateWords),
     Variant("question-cleanup", "dense query without 'this week', 'recently'", {},
