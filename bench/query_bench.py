@@ -127,7 +127,8 @@ class UncachedQueries:
 Mode = Literal["hybrid", "dense", "bm25"]
 
 
-def query(path: Path, runs: int, mode: Mode = "hybrid") -> dict[str, Any]:
+def query(path: Path, runs: int, mode: Mode = "hybrid",
+          candidates: int | None = None) -> dict[str, Any]:
     """Latencies of retrieval and of the extractive answer, with fresh question embeddings."""
     from index.lexical import LexicalIndex
     from rag.answerers import ExtractiveAnswerer
@@ -142,11 +143,12 @@ def query(path: Path, runs: int, mode: Mode = "hybrid") -> dict[str, Any]:
         embedder = MiniLMEmbedder()  # as the server builds it, query cache included
         lexical = LexicalIndex(store, path / "bm25" / "articles")
         # The default retrieval (hybrid: dense + BM25 + whole-article BM25, fused).
-        retriever = HybridRetriever(store, embedder, lexical, FusionOptions(), mode=mode)
+        options = FusionOptions() if candidates is None else FusionOptions(candidates=candidates)
+        retriever = HybridRetriever(store, embedder, lexical, options, mode=mode)
         gate = AnswerGate(shared_language())
         assistant = Assistant(retriever, ExtractiveAnswerer(embedder, gate),
                               CitationChecker(embedder), gate, top_k=5)
-        uncached = HybridRetriever(store, UncachedQueries(embedder), lexical, FusionOptions(),
+        uncached = HybridRetriever(store, UncachedQueries(embedder), lexical, options,
                                    mode=mode)
         assistant.ask("warm up the store and the model")
     questions = load_questions() * runs  # passes after the first hit the caches
@@ -188,6 +190,9 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild cached stores")
     parser.add_argument("--retriever", choices=["hybrid", "dense", "bm25"], default="hybrid",
                         help="retrieval mode to time (default: hybrid, the product default)")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="passages each ranking contributes (default: RAG_CANDIDATES' "
+                        "default)")
     parser.add_argument("--step", choices=["build", "query"], help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -195,7 +200,7 @@ def main() -> None:
         print(json.dumps(build(args.sizes[0], args.path)))
         return
     if args.step == "query":
-        print(json.dumps(query(args.path, args.runs, args.retriever)))
+        print(json.dumps(query(args.path, args.runs, args.retriever, args.candidates)))
         return
     base_passages()  # embed the real passages once, outside the timed children
     rows = []
@@ -208,7 +213,8 @@ def main() -> None:
             meta.write_text(json.dumps(built))
         built = json.loads(meta.read_text())
         got = child(["--step", "query", "--sizes", str(size), "--path", str(path),
-                     "--runs", str(args.runs), "--retriever", args.retriever])
+                     "--runs", str(args.runs), "--retriever", args.retriever,
+                     *(["--candidates", str(args.candidates)] if args.candidates else [])])
         print(json.dumps({**built, **got}), file=sys.stderr)
         rows.append([built["size"], *got["store"], *got["retrieve"], *got["answer"],
                      f"{got['answered']}/{got['queries']}", got["query_rss_mb"],

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, Protocol
 
 from index.embedder import Embedder
 from index.lexical import LexicalFilter, LexicalIndex
 from index.store import PassageStore, StoredPassage
-from rag.dedupe import collapse_duplicates
+from rag.dedupe import Distinct
 from rag.filters import Filters, day_number
 from rag.rerank import PassThroughReranker, Reranker
 from rag.result import RetrievedPassage
@@ -68,7 +68,7 @@ class FusionOptions:
     k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
-    candidates: int = 50  # passages each ranking contributes before fusion
+    candidates: int = 100  # passages each ranking contributes before fusion (see docs)
     article_weight: float = 1.0  # weight of the whole-article BM25 ranking (hybrid, bm25)
     per_article: int = 1  # at most this many passages of one article in the results (0: any)
     dedupe_threshold: float = 0.6
@@ -97,10 +97,24 @@ def limit_per_article(ranked: Sequence[RetrievedPassage], limit: int) -> list[Re
     return kept
 
 
+@dataclass
+class Pool:
+    """What the rankings found for one question, before fusion: each side's candidates,
+    best first, with their own scores, and every passage already fetched."""
+
+    dense: list[tuple[str, float]] = field(default_factory=list)  # (passage id, cosine)
+    lexical: list[tuple[str, float]] = field(default_factory=list)  # (passage id, BM25)
+    articles: list[tuple[str, float]] = field(default_factory=list)  # (article id, BM25)
+    found: dict[str, StoredPassage] = field(default_factory=dict)
+
+
 class HybridRetriever:
     """Dense (Chroma) and BM25 rankings fused by reciprocal rank fusion, then near-duplicates
     collapsed and the reranking stage applied. ``mode`` 'dense' or 'bm25' uses one side only,
-    with the same dedupe and reranking, so the three can be compared like for like."""
+    with the same dedupe and reranking, so the three can be compared like for like.
+
+    The three steps (:meth:`pool`, :meth:`fuse`, :meth:`finish`) are methods so that a
+    benchmark can measure another query or another fusion on exactly the same machinery."""
 
     def __init__(self, store: PassageStore, embedder: Embedder, lexical: LexicalIndex,
                  options: FusionOptions | None = None, reranker: Reranker | None = None,
@@ -117,32 +131,70 @@ class HybridRetriever:
                  as_of: date | None = None) -> list[RetrievedPassage]:
         """The k best passages; with ``as_of``, passages published shortly before that date
         gain a little (see :func:`recency_ranking`)."""
-        o = self.options
-        n = max(o.candidates, k)
-        found: dict[str, StoredPassage] = {}
-        rankings: list[tuple[Sequence[str], float]] = []
+        pool = self.pool(question, max(self.options.candidates, k), filters)
+        return self.finish(question, pool, self.fuse(pool), k, as_of)
+
+    def pool(self, question: str, n: int, filters: Filters | None = None) -> Pool:
+        """Each side's ``n`` best candidates (the sides ``mode`` uses)."""
+        pool = Pool()
         if self.mode != "bm25":
             where = filters.to_where() if filters else None
             dense = self._store.query(self._embedder.embed_query(question), n, where)
-            found.update((p.id, p) for p, _ in dense)
-            rankings.append(([p.id for p, _ in dense], o.dense_weight))
-        articles: list[tuple[str, float]] = []
+            pool.found.update((p.id, p) for p, _ in dense)
+            pool.dense = [(p.id, score) for p, score in dense]
         if self.mode != "dense":
-            with_articles = o.candidates if o.article_weight > 0 else 0
-            lexical, articles = self._lexical.rank(question, n, with_articles,
-                                                   lexical_filter(filters))
-            rankings.append(([pid for pid, _ in lexical], o.bm25_weight))
+            with_articles = n if self.options.article_weight > 0 else 0
+            pool.lexical, pool.articles = self._lexical.rank(question, n, with_articles,
+                                                             lexical_filter(filters))
+        return pool
+
+    def fuse(self, pool: Pool) -> list[tuple[str, float]]:
+        """Reciprocal rank fusion of the sides, plus the whole-article ranking; best first."""
+        o = self.options
+        rankings: list[tuple[Sequence[str], float]] = []
+        if self.mode != "bm25":
+            rankings.append(([pid for pid, _ in pool.dense], o.dense_weight))
+        if self.mode != "dense":
+            rankings.append(([pid for pid, _ in pool.lexical], o.bm25_weight))
         fused = reciprocal_rank_fusion(rankings, o.k)
-        if articles:
-            fused = self._with_article_ranking(fused, articles)
+        if pool.articles:
+            fused = self._with_article_ranking(fused, pool.articles)
+        return fused
+
+    def finish(self, question: str, pool: Pool, fused: list[tuple[str, float]], k: int,
+               as_of: date | None = None) -> list[RetrievedPassage]:
+        """Fetch what BM25 alone found, add recency, then walk the ranking down, collapsing
+        near-duplicates and keeping at most ``per_article`` passages of an article, until k
+        passages are found; rerank those.
+
+        Comparing every candidate with every other cost more than all the rest with 100
+        candidates per side, so the walk stops early: after the k-th passage it only goes on
+        through k more distinct candidates, to list the duplicates ranked just below in
+        ``also_reported_by`` (the same story on several sites ranks close together)."""
+        o = self.options
+        found = pool.found
         missing = [pid for pid, _ in fused if pid not in found]
         if missing:
             found.update((p.id, p) for p in self._store.passages(missing))
         if as_of is not None and o.recency_weight > 0:
             fused = with_recency(fused, {pid: found[pid].published for pid, _ in fused
                                          if pid in found}, as_of, o.recency_weight, o.k)
-        ranked = [to_result(found[pid], score) for pid, score in fused if pid in found]
-        ranked = collapse_duplicates(ranked, o.dedupe_threshold)
+        distinct = Distinct(o.dedupe_threshold)
+        per_article: dict[str, int] = {}
+        taken = beyond = 0
+        for pid, score in fused:
+            if pid not in found or not distinct.add(to_result(found[pid], score)):
+                continue
+            if taken >= k:
+                beyond += 1
+                if beyond >= k:
+                    break
+                continue
+            article = found[pid].article_id
+            per_article[article] = per_article.get(article, 0) + 1
+            if o.per_article <= 0 or per_article[article] <= o.per_article:
+                taken += 1
+        ranked = distinct.kept()
         if o.per_article > 0:
             ranked = limit_per_article(ranked, o.per_article)
         return self.reranker.rerank(question, ranked)[:k]

@@ -56,6 +56,16 @@ def test_near_duplicates_collapse_into_the_best_ranked_with_their_sources() -> N
     assert kept[0].also_reported_by == ["three.test"]  # its own source is not repeated
 
 
+def test_distinct_fed_one_at_a_time_keeps_what_collapse_keeps() -> None:
+    from rag.dedupe import Distinct
+
+    ranked = [_p("a", "one.test", STORY), _p("b", "two.test", "Unrelated text about cats."),
+              _p("c", "three.test", STORY + " Reporting by the wire.")]
+    distinct = Distinct(0.6)
+    assert [distinct.add(p) for p in ranked] == [True, True, False]
+    assert distinct.kept() == collapse_duplicates(ranked, threshold=0.6)
+
+
 def test_passages_of_one_article_are_never_merged_and_threshold_above_one_disables() -> None:
     same = [_p("a", "s", STORY), _p("a", "s", STORY).model_copy(update={"passage_id": "a#1"})]
     assert len(collapse_duplicates(same)) == 2

@@ -178,6 +178,36 @@ def test_rag_eval_json_prints_exactly_the_documented_keys(
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_rag_eval_compare_adds_the_dense_and_bm25_figures_of_the_same_rows(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "https://n.test/volcano", "title": "Volcano erupts on Tolbek island",
+         "text": "The Tolbek volcano erupted on Sunday. 3,000 islanders were evacuated to "
+                 "the port of Varsa.", "source": "n.test"},
+        {"id": "https://n.test/chess", "title": "Teenager wins chess title",
+         "text": "Mira Castellanos won the national chess championship on Saturday.",
+         "source": "n.test"},
+    ]), encoding="utf-8")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps(
+        {"id": "1", "question": "Where were the Tolbek islanders evacuated to?",
+         "answers": ["Varsa"], "gold_urls": ["https://n.test/volcano"]}), encoding="utf-8")
+    data = ["-q", "--data-dir", str(tmp_path / "data"), "eval", str(questions), "--articles",
+            str(articles), "--no-answers"]
+    assert main([*data, "--json", "--compare"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(metrics) == [*METRIC_KEYS, "compare"]  # the usual keys first, unchanged
+    assert set(metrics["compare"]) == {"dense", "bm25"}
+    for side in metrics["compare"].values():
+        assert list(side) == list(METRIC_KEYS)
+        assert side["hits@1"] == 1.0 and side["answer_accuracy"] is None
+    assert main([*data, "--compare"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == ["hybrid", "dense", "bm25"]
+    assert table[3].split() == ["hits@1", "1.0", "1.0", "1.0"]
+
+
 def test_rag_eval_asks_negatives_without_their_articles_and_follow_ups_after_history(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     articles = tmp_path / "articles.jsonl"

@@ -195,6 +195,19 @@ def test_wire_story_on_two_sites_is_collapsed_with_also_reported_by(
     assert wire[0].also_reported_by == [other]
 
 
+def test_fewer_passages_are_the_first_of_more_and_the_walk_stops_at_k(
+        store: PassageStore, embedder: MiniLMEmbedder, lexical: LexicalIndex) -> None:
+    """Dedupe and the per-article limit walk the fused ranking only until k passages are
+    found: asking for fewer gives the first ones of a longer answer, duplicates included."""
+    _ingest(store, embedder, ARTICLES)
+    retriever = _hybrid(store, embedder, lexical)
+    question = "Why was the reservoir closed after the dam cracked?"
+    more = retriever.retrieve(question, 10)
+    assert len({p.article_id for p in more}) == len(more)  # one passage per article
+    for k in (1, 2, 3):
+        assert retriever.retrieve(question, k) == more[:k]
+
+
 def test_sample_article_ingested_from_disk_is_searchable_by_bm25(
         store: PassageStore, embedder: MiniLMEmbedder, lexical: LexicalIndex) -> None:
     ingest_paths([EXAMPLES], store, embedder, max_bytes=10_000_000, progress=False)

@@ -368,6 +368,9 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    help="ask without each row's 'date' as the as-of day")
     p.add_argument("--no-answers", action="store_true",
                    help="measure retrieval only (skip answering: faster)")
+    p.add_argument("--compare", action="store_true",
+                   help="also measure the dense side and the BM25 side alone on the same rows "
+                   "(retrieval figures), printed beside the main figures")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(run=cmd_eval)
 
@@ -376,7 +379,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from rag.eval import load_questions
-    from ui.evaluation import open_eval, run_eval
+    from ui.evaluation import compare_sides, open_eval, run_eval
 
     questions = load_questions(args.questions)
     quiet = getattr(args, "quiet", False)
@@ -394,14 +397,30 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                           use_dates=not args.ignore_dates,
                           progress=lambda n: bar.update(n) and None)
     metrics = result.metrics()
+    sides = {name: report.metrics() for name, report in compare_sides(
+        components, questions, use_dates=not args.ignore_dates).items()} if args.compare else {}
     if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(f"retriever: {components.assistant.retriever.name}; collection "
-              f"{settings.collection!r}; top-k {top_k}")
-        for key, value in metrics.items():
-            print(f"{key:<22} {'-' if value is None else value}")
+        print(json.dumps({**metrics, "compare": sides} if sides else metrics))
+        return EXIT_OK
+    name = components.assistant.retriever.name
+    print(f"retriever: {name}; collection {settings.collection!r}; top-k {top_k}")
+    print(_metrics_table({name: metrics, **sides}))
     return EXIT_OK
+
+
+def _metrics_table(columns: dict[str, dict[str, Any]]) -> str:
+    """One line per metric, one column per retriever (the main one first)."""
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    names = list(columns)
+    first = columns[names[0]]
+    if len(names) == 1:
+        return "\n".join(f"{key:<22} {cell(value)}" for key, value in first.items())
+    lines = [f"{'':<22} " + " ".join(f"{n:>10}" for n in names)]
+    lines += [f"{key:<22} " + " ".join(f"{cell(columns[n][key]):>10}" for n in names)
+              for key in first]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from index.embedder import Embedder
 from index.ingest import ingest_paths
 from rag.eval import EvalQuestion, EvalReport, evaluate
 from ui.settings import Settings
-from ui.wiring import Components, build, split_options
+from ui.wiring import Components, build, build_retriever, split_options
 
 log = logging.getLogger(__name__)
 
@@ -56,3 +56,21 @@ def run_eval(components: Components, questions: Sequence[EvalQuestion], top_k: i
                                                       history=history, as_of=d))
         if answers else None,
         progress=progress, use_dates=use_dates, condense=assistant.condenser.condense)
+
+
+COMPARED = ("dense", "bm25")
+
+
+def compare_sides(components: Components, questions: Sequence[EvalQuestion],
+                  use_dates: bool = True) -> dict[str, EvalReport]:
+    """Retrieval-only reports of the dense side and the BM25 side alone, on the same store
+    and rows: a change that helps one side and hurts the fusion shows at once."""
+    settings = components.settings
+    reports: dict[str, EvalReport] = {}
+    for mode in COMPARED:
+        retriever = build_retriever(settings.model_copy(update={"retriever": mode}),
+                                    components.store, components.embedder)
+        condense = components.assistant.condenser.condense
+        reports[mode] = evaluate(questions, retriever.retrieve, None, use_dates=use_dates,
+                                 condense=condense)
+    return reports

@@ -102,7 +102,7 @@ class Settings(BaseSettings):
                           "flattens the difference between ranks.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
-    candidates: int = Field(50, ge=1, le=1000, description="Passages each ranking contributes "
+    candidates: int = Field(100, ge=1, le=1000, description="Passages each ranking contributes "
                             "to fusion before dedupe and top-k.")
     dedupe_threshold: float = Field(0.6, ge=0, le=1.01, description="Word-shingle overlap "
                                     "above which two passages count as the same story (>1 "
