@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from index.embedder import Vectors
+from index.filters import day_number
 from index.types import Article, Passage
 
 log = logging.getLogger(__name__)
@@ -210,11 +211,6 @@ class PassageStore:
             return found
         return [_article(i, m) for i, m in self._paged(self._catalog, ["metadatas"])]
 
-    def articles_from_origin(self, origin: str) -> list[StoredArticle]:
-        got = self._call(lambda: self._catalog.get(where={"origin": origin},
-                                                   include=["metadatas"]))
-        return [_article(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
-
     def write_token(self) -> str:
         """A token every write replaces, kept in the catalog collection's metadata: one small
         call tells a reader in any process whether the store changed since it last looked."""
@@ -293,11 +289,10 @@ class PassageStore:
         metadatas: list[dict[str, Any]] = []
         for article, article_passages, _ in batch:
             base = _base_metadata(article)
-            day = article.published[:10].replace("-", "")
+            day = day_number(article.published)
             metadatas.extend(
                 {**base, "number": p.number, "start": p.start, "end": p.end,
-                 "page": p.page or 0,
-                 "published_day": int(day) if len(day) == 8 and day.isdigit() else 0}
+                 "page": p.page or 0, "published_day": day}
                 for p in article_passages)
         for meta, text_hash in zip(metadatas, text_hashes, strict=False):
             meta["embed_hash"] = text_hash

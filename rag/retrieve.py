@@ -9,10 +9,10 @@ from datetime import date
 from typing import Literal, Protocol
 
 from index.embedder import Embedder
-from index.lexical import LexicalFilter, LexicalIndex
+from index.filters import Filters
+from index.lexical import LexicalIndex
 from index.store import PassageStore, StoredPassage
 from rag.dedupe import collapse_duplicates
-from rag.filters import Filters, day_number
 from rag.rerank import PassThroughReranker, Reranker
 from rag.result import RetrievedPassage
 
@@ -48,17 +48,6 @@ class DenseRetriever:
         vector = self._embedder.embed_query(question)
         where = filters.to_where() if filters else None
         return [to_result(p, s) for p, s in self._store.query(vector, k, where)]
-
-
-def lexical_filter(filters: Filters | None) -> LexicalFilter | None:
-    """The same restriction as ``Filters.to_where``, in the BM25 index's terms."""
-    if filters is None or filters.is_empty():
-        return None
-    return LexicalFilter(
-        sources=tuple(filters.sources), article_ids=tuple(filters.article_ids),
-        exclude_article_ids=tuple(filters.exclude_article_ids),
-        day_from=day_number(filters.published_from) if filters.published_from else None,
-        day_to=day_number(filters.published_to) if filters.published_to else None)
 
 
 @dataclass(frozen=True)
@@ -129,8 +118,7 @@ class HybridRetriever:
         articles: list[tuple[str, float]] = []
         if self.mode != "dense":
             with_articles = o.candidates if o.article_weight > 0 else 0
-            lexical, articles = self._lexical.rank(question, n, with_articles,
-                                                   lexical_filter(filters))
+            lexical, articles = self._lexical.rank(question, n, with_articles, filters)
             rankings.append(([pid for pid, _ in lexical], o.bm25_weight))
         fused = reciprocal_rank_fusion(rankings, o.k)
         if articles:
