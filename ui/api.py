@@ -30,14 +30,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from index.store import COLLECTION_PATTERN, StoreUnavailable
-from rag.answerers import Turn
-from rag.filters import Filters
-from rag.llm import LLMUnavailable
 from rag.result import Answer
 from ui.api_base import (
     MAX_TURN_CHARS,
-    ApiError,
     Collection,
     CollectionQuery,
     ErrorBody,
@@ -49,8 +44,9 @@ from ui.api_base import (
     install_error_handlers,
     known_query_only,
 )
-from ui.jobs import Job, QueueFull
-from ui.service import ArticleService
+from ui.errors import ApiError, LLMUnavailable, QueueFull, StoreUnavailable
+from ui.jobs import Job
+from ui.service import COLLECTION_PATTERN, ArticleService, Filters, Turn
 from ui.uploads import read_multipart, safe_filename, upload_folder
 
 log = logging.getLogger(__name__)
@@ -89,7 +85,8 @@ def authorized(service: ArticleService, request: Request) -> bool:
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503, 507)}
+    code: {"model": ErrorResponse}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503, 507)}
 api = APIRouter(prefix="/api", tags=["api"], responses=ERRORS,
                 dependencies=[Depends(require_key), Depends(known_query_only)])
 public = APIRouter(tags=["api"], responses=ERRORS, dependencies=[Depends(known_query_only)])
@@ -247,8 +244,8 @@ async def query(body: QueryRequest, service: ServiceDep) -> Answer:
 async def query_stream(body: QueryRequest, service: ServiceDep) -> Response:
     """Server-Sent Events: the answer's text as produced, then the checked answer once."""
     question = check_question(service, body.question)
-    events = service.ask_stream(question, body.top_k, body.filters, _turns(body.history),
-                                body.collection, body.as_of)
+    events = await run_in_threadpool(service.ask_stream, question, body.top_k, body.filters,
+                                     _turns(body.history), body.collection, body.as_of)
     first = await run_in_threadpool(first_event, events)  # store errors still get a status
     return StreamingResponse(_sse(first, events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
