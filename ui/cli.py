@@ -388,14 +388,20 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.retriever:
         settings = settings.model_copy(update={"retriever": args.retriever})
     service = _service(settings, answers=not args.no_answers)
-    with tqdm(unit="question", desc="eval", disable=quiet) as bar:
-        def advance(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    bars: list[Any] = []  # opened at the first row, so a bad file prints only its error
 
+    def advance(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="question", desc="eval", disable=quiet))
+        bars[0].update(done - bars[0].n)
+
+    try:
         found = service.evaluate(args.questions, args.articles, args.top_k,
                                  answers=not args.no_answers,
                                  use_dates=not args.ignore_dates, progress=advance)
+    finally:
+        for bar in bars:
+            bar.close()
     metrics = found["metrics"]
     if args.json:
         print(json.dumps(metrics))
