@@ -261,11 +261,6 @@ class PassageStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def write_article(self, article: Article, passages: Sequence[Passage],
-                      vectors: Vectors) -> None:
-        """Replace whatever is stored for the article with these passages, then mark it done."""
-        self.write_articles([(article, passages, vectors)])
-
     def write_articles(self, batch: Sequence[tuple[Article, Sequence[Passage], Vectors]],
                        text_hashes: Sequence[str] = ()) -> None:
         """Replace the stored passages of several articles, then mark them all done.

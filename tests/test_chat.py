@@ -116,7 +116,7 @@ def test_chat_filter_row_explains_an_impossible_date_next_to_the_box(tmp_path: P
 
 def test_chat_says_a_source_the_collection_lacks_is_unknown(tmp_path: Path, embedder) -> None:
     service = _two_sources(tmp_path, embedder)
-    *_, (messages, _, state, _, problem) = _respond(
+    *_, (_, _, state, _, problem) = _respond(
         service, "When does the ferry sail?", None, (["nowhere.example"], "", ""))
     assert "unknown source" in problem and "nowhere" in problem
     assert state["turns"] == []

@@ -46,7 +46,8 @@ CSS = """
 
 # Clicking an [n] of an answer: Gradio's own message click selects that answer (its sources
 # fill the panel, tagged with the turn); this waits for them, marks the card and scrolls to
-# the highlighted sentence. Only links the chat made (#rag-cite-T-n) are handled.
+# the highlighted sentence. Only links the chat made (#rag-cite-T-n) are handled. On a phone
+# the sidebar starts closed.
 HEAD = """
 <script>
 (() => {
@@ -72,6 +73,11 @@ HEAD = """
     card.classList.add("rag-selected");
     (card.querySelector("mark") || card).scrollIntoView({block: "center"});
   }, true);
+  // On a phone the conversations sidebar would cover the chat: it starts closed there.
+  if (window.matchMedia("(max-width: 760px)").matches) {
+    until(() => document.querySelector("#rag-sidebar.open .toggle-button"), 20000)
+      .then((toggle) => toggle && toggle.click());
+  }
 })();
 </script>
 """
