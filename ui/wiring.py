@@ -167,6 +167,8 @@ def build_collection(base: Components | Shared, collection: str,
     store = build_store(settings, create=create)
     assistant = Assistant(build_retriever(settings, store, shared.embedder), shared.answerer,
                           shared.checker, shared.gate, settings.top_k, shared.condenser)
+    log.info("answerer: %s; retrieval: %s; collection %r", shared.description,
+             assistant.retriever.name, collection)
     return Components(settings, store, shared.embedder, assistant, shared.description)
 
 
@@ -174,11 +176,8 @@ def build(settings: Settings, embedder: Embedder | None = None,
           environ: Mapping[str, str] | None = None, create: bool = True) -> Components:
     """Everything for ``settings.collection``; pass ``embedder`` to share one already loaded
     (the server does). Without ``create`` a missing collection is an error."""
-    parts = build_collection(build_shared(settings, embedder, environ), settings.collection,
-                             create)
-    log.info("answerer: %s; retrieval: %s; collection %r", parts.answerer_description,
-             parts.assistant.retriever.name, settings.collection)
-    return parts
+    return build_collection(build_shared(settings, embedder, environ), settings.collection,
+                            create)
 
 
 def llm_backend(settings: Settings, environ: Mapping[str, str]) -> str:
