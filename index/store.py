@@ -245,9 +245,7 @@ class PassageStore:
 
     def corpora(self) -> list[str]:
         """The names of every collection (corpus) in this store, sorted."""
-        names = self._call(self._client.list_collections)
-        found = {getattr(c, "name", c) for c in names}
-        return sorted(str(n) for n in found if not str(n).endswith("__articles"))
+        return self._call(lambda: corpora(self._client))
 
     def write_problem(self) -> str | None:
         """Why a write would fail now (the data folder's disk is full), or None."""
@@ -406,3 +404,10 @@ def _passage(pid: str, text: str | None, meta: dict[str, Any] | None) -> StoredP
                          title=str(meta.get("title", "")), source=str(meta.get("source", "")),
                          url=str(meta.get("url", "")), published=str(meta.get("published", "")),
                          page=int(meta.get("page") or 0) or None)
+
+
+def corpora(client: Any) -> list[str]:
+    """The names of every collection (corpus) a Chroma client holds, sorted (the article
+    catalogs beside them left out)."""
+    found = {getattr(c, "name", c) for c in client.list_collections()}
+    return sorted(str(n) for n in found if not str(n).endswith("__articles"))

@@ -60,6 +60,7 @@ from ui.wiring import (
     build_collection,
     build_embedder,
     build_shared,
+    collection_names,
     embedder_name,
     feed_registry,
     fetch_options,
@@ -116,11 +117,6 @@ class ArticleService:
     def settings(self) -> Settings:
         return self._settings
 
-    @property
-    def base(self) -> Components:
-        """The default collection's components (built, and created, on first use)."""
-        return self.components(create=True)
-
     def components(self, collection: str | None = None, create: bool = False) -> Components:
         """The components of a collection, built on first use; least recently used dropped.
         Without ``create`` an unknown collection raises CollectionNotFound."""
@@ -148,8 +144,12 @@ class ArticleService:
             return found
 
     def collections(self) -> list[str]:
-        """The names of the collections in the store, sorted."""
-        return self.base.store.corpora()
+        """The names of the collections in the store, sorted (none is opened or created)."""
+        with self._lock:
+            opened = next(iter(self._cache.values()), None)
+        if opened is not None:  # its client, rather than a new one
+            return opened.store.corpora()
+        return collection_names(self.settings)
 
     # -- questions -----------------------------------------------------------------------
 

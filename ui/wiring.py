@@ -17,7 +17,7 @@ from index.fetch import FetchOptions
 from index.ingest import SplitOptions
 from index.lexical import LexicalIndex
 from index.lock import WriteLock
-from index.store import PassageStore, open_client
+from index.store import PassageStore, corpora, open_client
 from rag.answerers import Answerer, ExtractiveAnswerer, ExtractiveOptions
 from rag.assistant import Assistant
 from rag.citations import CheckThresholds, CitationChecker
@@ -55,6 +55,12 @@ def build_store(settings: Settings, create: bool = True) -> PassageStore:
     return PassageStore(client, settings.collection, embedder_name(settings), where=where,
                         create=create,
                         data_dir=None if settings.chroma_url else settings.data_dir)
+
+
+def collection_names(settings: Settings) -> list[str]:
+    """The collections of the store the settings name, without opening (or creating) any."""
+    client = open_client(settings.data_dir, settings.chroma_url)
+    return corpora(client)
 
 
 def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
