@@ -91,7 +91,8 @@ def test_every_setting_is_documented_in_the_readme() -> None:
         assert field.description, f"{name} has no description"
 
 
-OPTIONAL = {"llama_cpp": "local"}  # imported only when the local model is configured
+# Imported only when the in-process model is configured; installed only with its extra.
+OPTIONAL = {"llama_cpp": ("local", "llama-cpp-python")}
 
 
 def _requirement_name(requirement: str) -> str:
@@ -111,7 +112,11 @@ def test_every_runtime_import_is_a_declared_dependency() -> None:
                             for p in (ROOT / layer).rglob("*.py")))
     for module in sorted(modules - set(LAYERS) - set(sys.stdlib_module_names)):
         names = {_requirement_name(d) for d in owners.get(module, [])}
+        if module in OPTIONAL and not names:  # its extra is not installed here
+            extra, package = OPTIONAL[module]
+            assert package in extras[extra], f"{module}: {package} not in the {extra} extra"
+            continue
         assert names, f"{module} is imported but no installed package provides it"
-        wanted = extras[OPTIONAL[module]] if module in OPTIONAL else declared
+        wanted = extras[OPTIONAL[module][0]] if module in OPTIONAL else declared
         assert names & wanted, f"{module} (from {sorted(names)}) is not in pyproject"
     assert "lxml-html-clean" in declared  # trafilatura's HTML cleaner, found only at run time
