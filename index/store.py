@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from index.embedder import Vectors
+from index.filters import day_number
 from index.types import Article, Passage
 
 log = logging.getLogger(__name__)
@@ -210,11 +211,6 @@ class PassageStore:
             return found
         return [_article(i, m) for i, m in self._paged(self._catalog, ["metadatas"])]
 
-    def articles_from_origin(self, origin: str) -> list[StoredArticle]:
-        got = self._call(lambda: self._catalog.get(where={"origin": origin},
-                                                   include=["metadatas"]))
-        return [_article(i, m) for i, m in zip(got["ids"], got["metadatas"], strict=True)]
-
     def write_token(self) -> str:
         """A token every write replaces, kept in the catalog collection's metadata: one small
         call tells a reader in any process whether the store changed since it last looked."""
@@ -249,9 +245,7 @@ class PassageStore:
 
     def corpora(self) -> list[str]:
         """The names of every collection (corpus) in this store, sorted."""
-        names = self._call(self._client.list_collections)
-        found = {getattr(c, "name", c) for c in names}
-        return sorted(str(n) for n in found if not str(n).endswith("__articles"))
+        return self._call(lambda: corpora(self._client))
 
     def write_problem(self) -> str | None:
         """Why a write would fail now (the data folder's disk is full), or None."""
@@ -264,11 +258,6 @@ class PassageStore:
         return int(self._call(self._catalog.count))
 
     # -- writes --------------------------------------------------------------------------
-
-    def write_article(self, article: Article, passages: Sequence[Passage],
-                      vectors: Vectors) -> None:
-        """Replace whatever is stored for the article with these passages, then mark it done."""
-        self.write_articles([(article, passages, vectors)])
 
     def write_articles(self, batch: Sequence[tuple[Article, Sequence[Passage], Vectors]],
                        text_hashes: Sequence[str] = ()) -> None:
@@ -293,11 +282,10 @@ class PassageStore:
         metadatas: list[dict[str, Any]] = []
         for article, article_passages, _ in batch:
             base = _base_metadata(article)
-            day = article.published[:10].replace("-", "")
+            day = day_number(article.published)
             metadatas.extend(
                 {**base, "number": p.number, "start": p.start, "end": p.end,
-                 "page": p.page or 0,
-                 "published_day": int(day) if len(day) == 8 and day.isdigit() else 0}
+                 "page": p.page or 0, "published_day": day}
                 for p in article_passages)
         for meta, text_hash in zip(metadatas, text_hashes, strict=False):
             meta["embed_hash"] = text_hash
@@ -416,3 +404,10 @@ def _passage(pid: str, text: str | None, meta: dict[str, Any] | None) -> StoredP
                          title=str(meta.get("title", "")), source=str(meta.get("source", "")),
                          url=str(meta.get("url", "")), published=str(meta.get("published", "")),
                          page=int(meta.get("page") or 0) or None)
+
+
+def corpora(client: Any) -> list[str]:
+    """The names of every collection (corpus) a Chroma client holds, sorted (the article
+    catalogs beside them left out)."""
+    found = {getattr(c, "name", c) for c in client.list_collections()}
+    return sorted(str(n) for n in found if not str(n).endswith("__articles"))

@@ -6,6 +6,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 _SPACE = re.compile(r"\s+")
 
@@ -13,6 +14,11 @@ _SPACE = re.compile(r"\s+")
 def normalise_text(text: str) -> str:
     """NFC, collapsed whitespace, trimmed: the form article hashes are taken of."""
     return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def source_name(where: str) -> str:
+    """The source shown for a file: its name, never its path on the server (a URL as is)."""
+    return where if "://" in where else PurePath(where).name or where
 
 
 def content_hash(text: str) -> str:

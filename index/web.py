@@ -12,7 +12,6 @@ import hashlib
 import logging
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -83,15 +82,6 @@ def read_url(url: str, options: FetchOptions) -> ReadResult:
     return replace(article, id=url_article_id(final), url=final, origin=final,
                    source=site_of(final) if article.source in ("", shown) else article.source,
                    where=shown, whole_file=True)
-
-
-def read_urls(urls: Iterable[str], options: FetchOptions,
-              on_each: Callable[[str], None] | None = None) -> Iterator[ReadResult]:
-    """Each URL read in turn; ``on_each(url)`` is called before each fetch (progress)."""
-    for url in urls:
-        if on_each is not None:
-            on_each(url)
-        yield read_url(url, options)
 
 
 def _pdf_article(body: bytes, where: str, url: str) -> Article:

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Iterator, Sequence
 from datetime import date
 
+from index.filters import Filters
 from rag.answerers import Answerer, ShortAnswer, Turn
 from rag.citations import CitationChecker
 from rag.condense import Condenser, RuleCondenser
-from rag.filters import Filters
 from rag.gate import AnswerGate
 from rag.result import NOT_COVERED, Answer
 from rag.retrieve import Retriever

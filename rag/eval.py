@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from index.filters import Filters
 from rag.answerers import Turn
-from rag.filters import Filters
 from rag.result import Answer, RetrievedPassage
 from rag.terms import STOPWORDS
 

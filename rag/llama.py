@@ -21,8 +21,8 @@ from llama_index.core.base.response.schema import Response
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
+from index.filters import Filters
 from rag.assistant import Assistant
-from rag.filters import Filters
 from rag.result import Answer, RetrievedPassage
 from rag.retrieve import Retriever
 

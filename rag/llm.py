@@ -177,7 +177,8 @@ class LlamaCppChatModel:
         g = generation or self.generation
         try:
             chunks = self._llama.create_chat_completion(
-                messages=list(messages),  # type: ignore[arg-type]
+                # llama_cpp's own message type, whether or not it is installed (extra 'local')
+                messages=cast(Any, list(messages)),
                 max_tokens=g.max_tokens, temperature=g.temperature, stream=True)
             for chunk in cast("Iterator[dict[str, Any]]", chunks):
                 content = chunk["choices"][0]["delta"].get("content")

@@ -9,10 +9,10 @@ from datetime import date
 from typing import Literal, Protocol
 
 from index.embedder import Embedder
-from index.lexical import LexicalFilter, LexicalIndex
+from index.filters import Filters
+from index.lexical import LexicalIndex
 from index.store import PassageStore, StoredPassage
 from rag.dedupe import Distinct
-from rag.filters import Filters, day_number
 from rag.rerank import PassThroughReranker, Reranker
 from rag.result import RetrievedPassage
 
@@ -48,17 +48,6 @@ class DenseRetriever:
         vector = self._embedder.embed_query(question)
         where = filters.to_where() if filters else None
         return [to_result(p, s) for p, s in self._store.query(vector, k, where)]
-
-
-def lexical_filter(filters: Filters | None) -> LexicalFilter | None:
-    """The same restriction as ``Filters.to_where``, in the BM25 index's terms."""
-    if filters is None or filters.is_empty():
-        return None
-    return LexicalFilter(
-        sources=tuple(filters.sources), article_ids=tuple(filters.article_ids),
-        exclude_article_ids=tuple(filters.exclude_article_ids),
-        day_from=day_number(filters.published_from) if filters.published_from else None,
-        day_to=day_number(filters.published_to) if filters.published_to else None)
 
 
 @dataclass(frozen=True)
@@ -145,7 +134,7 @@ class HybridRetriever:
         if self.mode != "dense":
             with_articles = n if self.options.article_weight > 0 else 0
             pool.lexical, pool.articles = self._lexical.rank(question, n, with_articles,
-                                                             lexical_filter(filters))
+                                                             filters)
         return pool
 
     def fuse(self, pool: Pool) -> list[tuple[str, float]]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from index.embedder import MiniLMEmbedder
+from index.filters import Filters
 from index.store import PassageStore
 from rag.answerers import ExtractiveAnswerer
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
-from rag.filters import Filters
 from rag.result import NOT_COVERED
 from rag.retrieve import DenseRetriever
 from tests.helpers import answer_gate

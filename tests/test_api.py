@@ -76,11 +76,33 @@ def test_stream_sends_text_then_one_final_answer_event(live_server: LiveServer) 
 
 def test_stream_final_event_has_empty_citations_when_nothing_matches(
         live_server: LiveServer) -> None:
-    body = {"question": SAMPLE_QUESTION, "filters": {"sources": ["no-such-source"]}}
+    body = {"question": SAMPLE_QUESTION, "filters": {"published_from": "2031-01-01"}}
     r = httpx.post(f"{live_server.url}/api/query/stream", json=body, timeout=60)
     events = sse_events(r.text)
     assert [name for name, _ in events] == ["answer"]
     assert events[0][1]["abstained"] is True and events[0][1]["citations"] == []
+
+
+@pytest.mark.parametrize("route", ["/api/query", "/api/query/stream", "/v1/chat/completions"])
+def test_unknown_source_in_a_filter_is_422_naming_it(live_server: LiveServer,
+                                                     route: str) -> None:
+    body: dict[str, object] = {"filters": {"sources": ["no-such-source"]}}
+    if route.startswith("/v1"):
+        body["messages"] = [{"role": "user", "content": SAMPLE_QUESTION}]
+    else:
+        body["question"] = SAMPLE_QUESTION
+    r = httpx.post(f"{live_server.url}{route}", json=body, timeout=60)
+    error = assert_error(r, 422, "validation_error")
+    assert "unknown source 'no-such-source'" in error["message"]
+    assert error["message"].startswith("filters.sources:")
+
+
+def test_impossible_date_in_a_filter_is_422_naming_the_field(live_server: LiveServer) -> None:
+    body = {"question": SAMPLE_QUESTION, "filters": {"published_from": "2025-13-45"}}
+    error = assert_error(httpx.post(f"{live_server.url}/api/query", json=body, timeout=60),
+                         422, "validation_error")
+    assert "published_from" in error["message"] and "not a date on the calendar" in error[
+        "message"]
 
 
 def test_follow_up_with_history_is_accepted(live_server: LiveServer) -> None:

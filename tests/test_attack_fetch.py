@@ -84,12 +84,12 @@ def test_a_feed_on_loopback_is_refused_and_not_followed(guarded: RagServe, site:
 def test_the_chat_refuses_the_same_urls(guarded: RagServe, site: Site) -> None:
     before = len(site.requests)
     message = gradio_call(guarded.url, "fetch_urls", [
-        f"{site.base}/news/bridge\nhttp://169.254.169.254/latest/meta-data/"])
+        f"{site.base}/news/bridge\nhttp://169.254.169.254/latest/meta-data/", None])
     output = message["output"]
     assert isinstance(output, dict)
     shown = str(output["data"][0]).replace("\\", "")
     assert "0 added" in shown and shown.count("refused") == 2
-    feed = gradio_call(guarded.url, "follow_feed", [f"{site.base}/feed.rss"])
+    feed = gradio_call(guarded.url, "follow_feed", [f"{site.base}/feed.rss", None])
     assert isinstance(feed["output"], dict)
     assert "Nothing was added" in str(feed["output"]["data"][0])
     assert len(site.requests) == before

@@ -81,7 +81,7 @@ def test_chat_upload_refuses_server_paths_alike_and_copies_nothing(served: RagSe
     cache = Path(served.env["GRADIO_TEMP_DIR"])
     named = {"readme": ROOT / "README.md", "missing": tmp_path / "no-such-file.md",
              "in-cache": cache / ("0" * 64) / "x.md"}
-    shown = {key: outcome_text(gradio_call(served.url, "ingest", [[file_value(str(path))]]))
+    shown = {key: outcome_text(gradio_call(served.url, "ingest", [[file_value(str(path))], None]))
              for key, path in named.items()}
     # The same words whether the file exists or not: the page is no probe of the disk.
     assert shown["readme"].replace(str(named["readme"]), "P") == \
@@ -107,17 +107,17 @@ def test_chat_ingests_only_this_browsers_upload_then_deletes_gradios_copy(
         [path] = sent.json()
         assert Path(path).is_file()
 
-        stolen = gradio_call(served.url, "ingest", [[file_value(path)]], client=other)
+        stolen = gradio_call(served.url, "ingest", [[file_value(path)], None], client=other)
         assert NOT_UPLOADED in outcome_text(stolen).replace("\\", "")
         assert Path(path).is_file()  # the owner's upload is untouched
 
-        done = gradio_call(served.url, "ingest", [[file_value(path)]], client=mine)
+        done = gradio_call(served.url, "ingest", [[file_value(path)], None], client=mine)
         assert "1 added" in outcome_text(done)
         assert not Path(path).exists() and not Path(path).parent.exists()
         assert not files_holding(Path(served.env["GRADIO_TEMP_DIR"]), "Varsa lighthouse")
         assert mine.get(f"{served.url}/gradio_api/file={path}").status_code in (403, 404)
 
-        replayed = gradio_call(served.url, "ingest", [[file_value(path)]], client=mine)
+        replayed = gradio_call(served.url, "ingest", [[file_value(path)], None], client=mine)
         assert NOT_UPLOADED in outcome_text(replayed).replace("\\", "")
     assert any(a["source"] == "lighthouse.txt" for a in articles(served))
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 from tests.scripted_answerer import scripted_components
 from tests.server_fixtures import SAMPLE_QUESTION, settings_for
-from ui.chat import EMPTY_STORE, _articles, _respond, answer_markdown, chat_filters, sources_html
+from ui.chat import (
+    EMPTY_STORE,
+    _articles,
+    _respond,
+    answer_markdown,
+    chat_filters,
+    filter_message,
+    sources_html,
+)
 from ui.service import ArticleService
 from ui.wiring import build
 
@@ -21,24 +29,24 @@ def test_chat_replaces_streamed_text_with_the_checked_answer(sample_dir: Path,
     updates = list(_respond(service, SAMPLE_QUESTION, None))
     assert len(updates) > 10  # shown while streaming
     assert any("moon landing" in u[0][-1]["content"] for u in updates[1:-1])
-    messages, sources, state, box = updates[-1]
+    messages, sources, state, box, problem = updates[-1]
     final = messages[-1]["content"]
     assert "moon" not in final and "1 unsupported sentence removed" in final
     assert state["turns"][-1]["removed"] == 1 and state["turns"][-1]["citations"]
-    assert "<mark>" in sources and box == ""
+    assert "<mark>" in sources and box == "" and problem == ""
 
 
 def test_chat_says_nothing_is_ingested_yet(tmp_path: Path, embedder) -> None:
     service = ArticleService(build(settings_for(tmp_path), embedder=embedder))
-    *_, (messages, _, state, _) = _respond(service, "Who won?", None)
+    *_, (messages, _, state, _, _) = _respond(service, "Who won?", None)
     assert messages[-1]["content"] == EMPTY_STORE
     assert state["turns"][-1]["content"] == EMPTY_STORE
 
 
 def test_follow_up_keeps_the_history_of_the_chat(sample_dir: Path, embedder) -> None:
     service = ArticleService(build(settings_for(sample_dir), embedder=embedder))
-    *_, (_, _, state, _) = _respond(service, SAMPLE_QUESTION, None)
-    *_, (messages, _, state, _) = _respond(service, "What did the French minister say?",
+    *_, (_, _, state, _, _) = _respond(service, SAMPLE_QUESTION, None)
+    *_, (messages, _, state, _, _) = _respond(service, "What did the French minister say?",
                                            state)
     assert [t["role"] for t in state["turns"]] == ["user", "assistant"] * 2
     assert len(messages) == 4
@@ -87,14 +95,35 @@ def test_chat_filter_row_lists_sources_and_restricts_the_answer(tmp_path: Path,
     question = "When will the ferry to Grey Island start sailing?"
     for chosen, low, high, expected in [(["island.example"], "", "", "b"),
                                         ([], "2022-06-01", "2022-06-30", "a")]:
-        *_, (_, _, state, _) = _respond(service, question, None, (chosen, low, high))
+        *_, (_, _, state, _, _) = _respond(service, question, None, (chosen, low, high))
         cited = state["turns"][-1]["citations"]
         assert cited and {c["article_id"] for c in cited} == {expected}
 
 
-def test_chat_filter_row_explains_a_malformed_date(tmp_path: Path, embedder) -> None:
+def test_chat_filter_row_explains_an_impossible_date_next_to_the_box(tmp_path: Path,
+                                                                   embedder) -> None:
     service = _two_sources(tmp_path, embedder)
-    *_, (messages, _, _, _) = _respond(service, "When does the ferry sail?", None,
-                                       ([], "June 2022", ""))
-    assert "YYYY-MM-DD" in messages[-1]["content"]
+    for low, high, box in [("June 2022", "", "Published from"),
+                           ("2022-01-01", "2025-13-45", "Published to")]:
+        *_, (messages, _, state, question, problem) = _respond(
+            service, "When does the ferry sail?", None, ([], low, high))
+        assert box in problem and "not a date on the calendar" in problem, problem
+        assert question == "When does the ferry sail?"  # kept, to send again once fixed
+        assert messages == [] and state["turns"] == []  # never asked, never abstained
+    assert filter_message("2025-13-45", "") != "" and filter_message("2022-06-30", "") == ""
     assert chat_filters(None, " ", "") is None
+
+
+def test_chat_says_a_source_the_collection_lacks_is_unknown(tmp_path: Path, embedder) -> None:
+    service = _two_sources(tmp_path, embedder)
+    *_, (_, _, state, _, problem) = _respond(
+        service, "When does the ferry sail?", None, (["nowhere.example"], "", ""))
+    assert "unknown source" in problem and "nowhere" in problem
+    assert state["turns"] == []
+
+
+def test_example_questions_come_from_the_collection(tmp_path: Path, embedder) -> None:
+    service = _two_sources(tmp_path, embedder)
+    found = service.example_questions()
+    assert found[0] == "What happened in “Grey Island ferry starts”?"  # the most recent
+    assert len(found) == 2

@@ -92,3 +92,53 @@ def test_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
 def test_asking_an_empty_store_says_to_ingest_first(tmp_path: Path) -> None:
     result = run_rag("ask", "anything?", env=rag_env(tmp_path / "data"))
     assert result.returncode == 2 and "rag ingest" in result.stderr
+
+
+def test_what_a_new_user_types_gets_one_clear_line(tmp_path: Path) -> None:
+    env = rag_env(tmp_path / "data")
+    missing = run_rag("ingest", "-q", str(tmp_path / "nothere.txt"), env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.count("nothere.txt") == 1, missing.stderr  # reported once
+    assert run_rag("ingest", "-q", str(SAMPLE_DIR), env=env).returncode == 0
+
+    both = run_rag("ask", *QUESTIONS, env=env)
+    assert both.returncode == 0, both.stderr
+    first, second = (both.stdout.index(f"Q: {q}") for q in QUESTIONS)
+    assert first == 0 and first < both.stdout.index("Moscow and Washington") < second
+
+    for args, expected in [(["ask", ""], "rag: error: question: must not be empty"),
+                           (["eval", str(tmp_path / "missing.jsonl")],
+                            f"rag: error: {tmp_path / 'missing.jsonl'}: no such file"),
+                           (["ask", "--source", "bogus.example", "Who?"],
+                            "rag: error: filters.sources: unknown source 'bogus.example'")]:
+        result = run_rag(*args, env=env)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = [line for line in result.stderr.splitlines()  # what it uses aside
+                 if not line.startswith(("rag: store:", "rag: answerer:"))]
+        assert len(lines) == 1 and lines[0].startswith(expected), (args, result.stderr)
+    bogus = run_rag("ask", "--bogus", "Who?", env=env)
+    assert bogus.returncode == 2 and bogus.stderr.startswith("usage: rag ask")
+    assert "unrecognized arguments: --bogus" in bogus.stderr
+    since = run_rag("ask", "--since", "2025-13-45", "Who?", env=env)
+    assert since.returncode == 2 and "not a date on the calendar" in since.stderr
+    listed = json.loads(run_rag("list", "--json", env=env).stdout)
+    assert [a["source"] for a in listed] == ["aleppo-un-russia-2016.txt"]  # a name, no path
+
+
+def test_an_answer_only_renumbered_by_the_check_is_printed_once(capsys) -> None:
+    from rag.result import Answer, Citation, RetrievedPassage
+    from ui.cli import print_streamed_answer
+
+    def passage(n: int) -> dict[str, object]:
+        return {"passage_id": f"a#{n}", "article_id": "a", "title": f"Title {n}",
+                "source": "s", "text": f"Passage {n} text.", "start": 0, "end": 10,
+                "score": 0.5}
+
+    cited = Citation(**passage(3), marker=1)
+    answer = Answer(question="Q?", answer="Mara Quill arranged it. [1]", abstained=False,
+                    citations=[cited], passages=[RetrievedPassage(**passage(n))
+                                                 for n in (1, 2, 3)], answerer="model")
+    print_streamed_answer(iter(["Mara Quill arranged it. [3]", answer]))
+    out = capsys.readouterr().out
+    assert out.count("Mara Quill arranged it.") == 1, out
+    assert "[citations renumbered: [3] is [1]]" in out and "[1] Title 3" in out

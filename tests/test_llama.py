@@ -18,7 +18,7 @@ from llama_index.core.schema import MetadataMode, QueryBundle
 from llama_index.core.tools import QueryEngineTool, ToolOutput
 
 from index.embedder import MiniLMEmbedder
-from rag.filters import Filters
+from index.filters import Filters
 from rag.llama import ArticlesQueryEngine, ArticlesRetriever
 from tests.helpers import ROOT, rag_env, run_rag
 from tests.server_fixtures import SAMPLE_QUESTION, settings_for
@@ -75,7 +75,7 @@ def test_retriever_works_with_llama_index_bundles_async_filters_and_postprocesso
     assert debug.get_event_pairs(CBEventType.RETRIEVE)  # LlamaIndex's callbacks saw it
     kept = SimilarityPostprocessor(similarity_cutoff=0.02).postprocess_nodes(bundled)
     assert 0 < len(kept) <= len(bundled)
-    pdf = str(data_dir.parent / "harbour.pdf")
+    pdf = "harbour.pdf"  # a file's source is its name, never its path on the server
     only_pdf = ArticlesRetriever(parts.assistant.retriever, top_k=4,
                                  filters=Filters(sources=[pdf]))
     assert {n.node.metadata["source"] for n in only_pdf.retrieve(ALEPPO)} == {pdf}

@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from index.embedder import MiniLMEmbedder, Vectors
+from index.filters import Filters
 from index.ingest import ingest_paths, ingest_results
 from index.lexical import LexicalIndex
 from index.store import PassageStore, open_client
 from index.types import Article
-from rag.filters import Filters
 from rag.retrieve import (
     FusionOptions,
     HybridRetriever,
-    lexical_filter,
     recency_ranking,
     reciprocal_rank_fusion,
 )
@@ -169,7 +168,7 @@ def test_whole_article_ranking_respects_filters(
     _ingest(store, embedder, ARTICLES)
     assert lexical.search_articles("Tolbek volcano chess", 4)[0][0] in {"volcano", "chess"}
     only = lexical.search_articles("Tolbek volcano chess", 4,
-                                   lexical_filter(Filters(sources=["sport.example"])))
+                                   Filters(sources=["sport.example"]))
     assert [a for a, _ in only] == ["chess"]
     retriever = HybridRetriever(store, embedder, lexical, FusionOptions(article_weight=1.0))
     assert retriever.retrieve("Tolbek volcano eruption", 1)[0].article_id == "volcano"
@@ -261,7 +260,7 @@ def test_excluded_articles_are_never_retrieved_by_either_side(
         assert {p.article_id for p in retriever.retrieve(question, 10)} & {"wire-a", "wire-b"}
         left = retriever.retrieve(question, 10, gone)
         assert not {p.article_id for p in left} & {"wire-a", "wire-b"}, mode
-    assert not _articles_of(lexical.rank(question, 10, 10, lexical_filter(gone))[1]) & {
+    assert not _articles_of(lexical.rank(question, 10, 10, gone)[1]) & {
         "wire-a", "wire-b"}  # nor by the whole-article ranking
 
 

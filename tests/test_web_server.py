@@ -145,16 +145,16 @@ def test_a_page_that_is_no_feed_is_refused_by_the_api(served: RagServe, site: Si
 def test_the_chat_adds_by_url_and_follows_and_refreshes_feeds(served: RagServe,
                                                               site: Site) -> None:
     shown = outcome(gradio_call(served.url, "fetch_urls", [
-        f"{site.base}/news/tram\n{site.base}/missing\n"]))
+        f"{site.base}/news/tram\n{site.base}/missing\n", None]))
     assert "1 added" in shown and "HTTP 404" in shown
     assert f"`{site.base}/news/tram`: ok" in shown
     site.pages["/chat.atom"] = ("application/atom+xml", atom(site.base, [
         ("urn:chat:1", "Ferry", "<p>" + "The ferry sails at noon every day. " * 40 + "</p>")]))
-    followed = outcome(gradio_call(served.url, "follow_feed", [f"{site.base}/chat.atom"]))
+    followed = outcome(gradio_call(served.url, "follow_feed", [f"{site.base}/chat.atom", None]))
     assert "1 added" in followed and "feed ok" in followed
-    refreshed = outcome(gradio_call(served.url, "refresh_all", []))
+    refreshed = outcome(gradio_call(served.url, "refresh_all", [None]))
     assert "feed ok" in refreshed
-    empty = outcome(gradio_call(served.url, "fetch_urls", [""]))
+    empty = outcome(gradio_call(served.url, "fetch_urls", ["", None]))
     assert "Give one or more URLs" in empty
 
 

@@ -30,14 +30,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from index.store import COLLECTION_PATTERN, StoreUnavailable
-from rag.answerers import Turn
-from rag.filters import Filters
-from rag.llm import LLMUnavailable
 from rag.result import Answer
 from ui.api_base import (
     MAX_TURN_CHARS,
-    ApiError,
     Collection,
     CollectionQuery,
     ErrorBody,
@@ -49,8 +44,9 @@ from ui.api_base import (
     install_error_handlers,
     known_query_only,
 )
-from ui.jobs import Job, QueueFull
-from ui.service import ArticleService
+from ui.errors import ApiError, LLMUnavailable, QueueFull, StoreUnavailable
+from ui.jobs import Job
+from ui.service import COLLECTION_PATTERN, ArticleService, Filters, Turn
 from ui.uploads import read_multipart, safe_filename, upload_folder
 
 log = logging.getLogger(__name__)
@@ -89,7 +85,8 @@ def authorized(service: ArticleService, request: Request) -> bool:
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 422, 429, 503, 507)}
+    code: {"model": ErrorResponse}
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503, 507)}
 api = APIRouter(prefix="/api", tags=["api"], responses=ERRORS,
                 dependencies=[Depends(require_key), Depends(known_query_only)])
 public = APIRouter(tags=["api"], responses=ERRORS, dependencies=[Depends(known_query_only)])
@@ -247,8 +244,8 @@ async def query(body: QueryRequest, service: ServiceDep) -> Answer:
 async def query_stream(body: QueryRequest, service: ServiceDep) -> Response:
     """Server-Sent Events: the answer's text as produced, then the checked answer once."""
     question = check_question(service, body.question)
-    events = service.ask_stream(question, body.top_k, body.filters, _turns(body.history),
-                                body.collection, body.as_of)
+    events = await run_in_threadpool(service.ask_stream, question, body.top_k, body.filters,
+                                     _turns(body.history), body.collection, body.as_of)
     first = await run_in_threadpool(first_event, events)  # store errors still get a status
     return StreamingResponse(_sse(first, events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
@@ -480,13 +477,14 @@ async def openapi_schema(request: Request, service: ServiceDep) -> JSONResponse:
 
 @public.get("/docs", include_in_schema=False)
 async def docs(request: Request, service: ServiceDep) -> HTMLResponse:
-    """Swagger UI served from the installed swagger-ui-bundle: FastAPI's default loads it
-    from a CDN, and the server must work offline."""
+    """Swagger UI 5 (it reads the OpenAPI 3.1 that FastAPI writes; 4.x shows "Unable to
+    render this definition"), served from the files of the installed fastapi-offline
+    package: FastAPI's default page loads it from a CDN, and the server must work offline."""
     _docs_allowed(service, request)
     return get_swagger_ui_html(openapi_url="/openapi.json", title="rag-articles API",
                                swagger_js_url="/docs/static/swagger-ui-bundle.js",
                                swagger_css_url="/docs/static/swagger-ui.css",
-                               swagger_favicon_url="/docs/static/favicon-32x32.png")
+                               swagger_favicon_url="/docs/static/favicon.png")
 
 
 async def not_found(request: Request) -> Response:
@@ -494,10 +492,20 @@ async def not_found(request: Request) -> Response:
     raise ApiError(404, "not_found", f"no route {request.method} {request.url.path}")
 
 
+def swagger_ui_files() -> Path:
+    """The folder of Swagger UI's files (5.x) inside the fastapi-offline package; found
+    without importing it (its import pulls in nothing we use)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("fastapi-offline is missing: pip install -e . (it serves /docs)")
+    return Path(spec.submodule_search_locations[0]) / "static"
+
+
 def create_api(service: ArticleService) -> FastAPI:
     """The FastAPI app with every route; the chat is mounted onto it by ui.server."""
     from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
 
     from ui.api_sources import sources
     from ui.openai_api import v1
@@ -513,7 +521,7 @@ def create_api(service: ArticleService) -> FastAPI:
     app.include_router(api)
     app.include_router(sources)
     app.include_router(v1)
-    app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-static")
+    app.mount("/docs/static", StaticFiles(directory=swagger_ui_files()), name="swagger-static")
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     for prefix in ("/api", "/v1"):
         app.add_api_route(prefix + "/{rest:path}", not_found, methods=methods,

@@ -18,41 +18,14 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from index.embedder import EmbedderError
-from index.feeds import FeedError
-from index.fetch import FetchError, FetchRefused
-from index.lock import LockTimeout
-from index.store import (
-    COLLECTION_PATTERN,
-    COLLECTION_RULE,
-    CollectionNotFound,
-    EmbeddingModelMismatch,
-    StoreError,
-    StoreFull,
-    StoreUnavailable,
-    valid_collection_name,
-)
-from rag.llm import LLMError, LLMUnavailable
 from rag.result import Answer
-from ui.jobs import QueueFull
-from ui.service import ArticleService
-from ui.uploads import UploadTooLarge
+from ui.errors import DOMAIN_ERRORS, ApiError, classify
+from ui.service import COLLECTION_PATTERN, COLLECTION_RULE, ArticleService, valid_collection_name
 
 log = logging.getLogger(__name__)
 
 
 # -- the one error shape ---------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """A failure the client can act on; rendered as the JSON error body."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 details: list[Any] | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = details or []
-        self.headers = headers
 
 
 class ErrorBody(BaseModel):
@@ -80,47 +53,16 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
 
 def error_parts(exc: BaseException) -> tuple[int, str, str, dict[str, str] | None]:
     """(status, code, message, headers) for a domain error, the same for a request and for
-    a queued job that failed."""
-    if isinstance(exc, ApiError):
-        return exc.status, exc.code, exc.message, exc.headers
-    if isinstance(exc, StoreUnavailable):
-        return 503, "store_unavailable", str(exc), None
-    if isinstance(exc, StoreFull):
-        return 507, "store_full", str(exc), None
-    if isinstance(exc, CollectionNotFound):
-        return 404, "collection_not_found", str(exc), None
-    if isinstance(exc, EmbeddingModelMismatch):
-        return 409, "embedding_model_mismatch", str(exc), None
-    if isinstance(exc, StoreError):
-        return 400, "store_error", str(exc), None
-    if isinstance(exc, LockTimeout | QueueFull):
-        return 503, "busy", str(exc), {"Retry-After": "30"}
-    if isinstance(exc, UploadTooLarge):
-        return 413, "too_large", str(exc), {"Connection": "close"}
-    if isinstance(exc, EmbedderError):
-        return 503, "embedder_unavailable", str(exc), None
-    if isinstance(exc, FetchRefused):
-        return 422, "url_refused", str(exc), None
-    if isinstance(exc, FeedError):
-        return 422, "not_a_feed", str(exc), None
-    if isinstance(exc, FetchError):
-        return 502, "fetch_failed", str(exc), None
-    if isinstance(exc, LLMError):
-        # The model server is another service: down or timing out is 503, a refusal 502.
-        if isinstance(exc, LLMUnavailable):
-            return 503, "llm_unavailable", str(exc), None
-        return 502, "llm_error", str(exc), None
-    return 500, "internal_error", "internal error; see the server log", None
-
-
-_DOMAIN_ERRORS = (ApiError, StoreError, LockTimeout, QueueFull, UploadTooLarge, EmbedderError,
-                  LLMError, FetchError, FeedError)
+    a queued job that failed (ui.errors.classify)."""
+    problem = classify(exc)
+    return problem.status, problem.code, problem.message, problem.headers
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, exc: Exception) -> Response:
         status, code, message, headers = error_parts(exc)
-        return error_response(status, code, message, headers=headers)
+        details = exc.details if isinstance(exc, ApiError) else None
+        return error_response(status, code, message, details, headers=headers)
 
     async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -140,7 +82,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal error; see the server log")
 
-    for kind in _DOMAIN_ERRORS:
+    for kind in DOMAIN_ERRORS:
         app.add_exception_handler(kind, domain_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

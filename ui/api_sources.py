@@ -28,8 +28,8 @@ from ui.api import (
     _job_json,
     require_key,
 )
-from ui.api_base import ApiError, Collection, CollectionQuery, known_query_only
-from ui.jobs import QueueFull
+from ui.api_base import Collection, CollectionQuery, known_query_only
+from ui.errors import ApiError, QueueFull
 from ui.service import ArticleService
 
 MAX_URL_CHARS = 2048

@@ -1,159 +1,215 @@
-"""The Gradio chat: questions with streamed, cited answers; a sources panel; article upload.
+"""The Gradio chat: conversations kept in the browser, streamed and cited answers, the sources
+panel, a collection picker, and the Articles tab.
 
-Formatting only: every question and upload goes through :class:`ui.service.ArticleService`.
-Article text is untrusted, so everything taken from it is escaped before it is shown: the
-chat's Markdown is backslash-escaped and the sources panel is built with ``html.escape``.
+Formatting only: every question, upload and listing goes through
+:class:`ui.service.ArticleService`; how answers and sources look is ``ui.chat_format``, the
+conversations ``ui.chat_state``. What a browser sends is never trusted: the collection must
+be one the store has, the filter row is checked where it is typed, uploads are ingested only
+for the browser that uploaded them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from index.store import StoreError
-from rag.answerers import Turn
-from rag.filters import Filters
 from rag.result import Answer
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr
 
+from ui import chat_state
+from ui.chat_format import (
+    CSS,
+    HEAD,
+    answer_markdown,
+    chat_messages,
+    escape_markdown,
+    last_sources,
+    sources_html,
+    turn_sources,
+)
+from ui.errors import CollectionEmpty, CollectionNotFound, InvalidInput, StoreError
 from ui.guard import client_cookie
-from ui.service import ArticleService
+from ui.service import ArticleService, Filters, Turn, valid_collection_name
 from ui.uploads import UploadRegistry, safe_filename
+
+__all__ = ["CSS", "EMPTY_STORE", "HEAD", "NOT_UPLOADED", "answer_markdown", "build_chat",
+           "chat_filters", "sources_html"]
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = [
-    "What did the US ambassador to the UN say Russia was doing in Syria?",
-    "Who called the Security Council meeting about Aleppo?",
-    "How many civilians have died in the shelling of Aleppo?",
-]
 EMPTY_STORE = ("Nothing has been ingested yet: add articles in the **Articles** tab "
                "(or run `rag ingest PATH`), then ask again.")
 # Several people may chat at once; Gradio would otherwise run one answer at a time.
 CHAT_CONCURRENCY = 4
 HISTORY_TURNS = 10
-SAVED_TURNS = 40
+SAVED_TURNS = chat_state.MAX_TURNS
 _PROGRESS = gr.Progress()
 # The same words for a path this browser never uploaded and for one that is gone: a client
 # must not learn which files exist on the server.
 NOT_UPLOADED = "this upload is no longer on the server; add the file again"
-
-CSS = """
-.rag-source { border: 1px solid var(--border-color-primary); border-radius: 8px;
-              padding: 8px 10px; margin-bottom: 8px; }
-.rag-source-head { font-weight: 600; }
-.rag-source-meta { color: var(--body-text-color-subdued); font-size: 0.85em; }
-.rag-passage { white-space: pre-wrap; margin: 6px 0 0 0; font-size: 0.92em; }
-.rag-passage mark { background: #fde68a; color: inherit; }
-"""
-
-_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~&$=^\"'])")
+ARTICLE_HEADERS = ["id", "title", "source", "published", "passages"]
 
 
-def escape_markdown(text: str) -> str:
-    """Text shown literally by the Markdown renderer: no links, images, HTML or emphasis."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+class _Reply(Exception):
+    """A message for the user instead of an answer."""
 
 
-# -- formatting ------------------------------------------------------------------------------
+class FilterError(Exception):
+    """The filter row holds something that cannot be used; shown next to the boxes."""
 
 
-def sources_html(citations: list[dict[str, Any]]) -> str:
-    """The sources panel: per citation, title (linked when there is a url), source, date and
-    the passage with its supporting sentences marked."""
-    if not citations:
-        return "<p class='rag-source-meta'>Sources of the selected answer appear here.</p>"
-    return "\n".join(_source_html(c) for c in citations)
+# -- the filter row ---------------------------------------------------------------------------
 
 
-def _source_html(c: dict[str, Any]) -> str:
-    title = html.escape(str(c.get("title") or "(untitled)"))
-    url = str(c.get("url") or "")
-    if url.startswith(("http://", "https://")):
-        title = (f"<a href=\"{html.escape(url, quote=True)}\" target=\"_blank\" "
-                 f"rel=\"noopener noreferrer nofollow\">{title}</a>")
-    page = f"page {int(c['page'])}" if c.get("page") else ""
-    meta = " · ".join(html.escape(str(x)) for x in (c.get("source"), c.get("published"), page)
-                      if x)
-    marker = int(c.get("marker", 0))
-    return (f"<div class='rag-source' id='rag-source-{marker}'>"
-            f"<div class='rag-source-head'>[{marker}] {title}</div>"
-            f"<div class='rag-source-meta'>{meta}</div>"
-            f"<blockquote class='rag-passage'>{_marked_passage(c)}</blockquote></div>")
+def chat_filters(sources: list[str] | None, published_from: str | None,
+                 published_to: str | None) -> Filters | None:
+    """The filter row as Filters (None when empty); an impossible date is a FilterError
+    naming the box."""
+    low = (published_from or "").strip() or None
+    high = (published_to or "").strip() or None
+    for label, value in (("Published from", low), ("Published to", high)):
+        try:
+            Filters(published_from=value)
+        except ValidationError:
+            raise FilterError(f"{label}: {value!r} is not a date on the calendar; write "
+                              "YYYY-MM-DD, e.g. 2022-06-30.") from None
+    filters = Filters(sources=list(sources or []), published_from=low, published_to=high)
+    return None if filters.is_empty() else filters
 
 
-def _marked_passage(c: dict[str, Any]) -> str:
-    """The passage, escaped, with the highlight spans (article offsets) wrapped in <mark>."""
-    text = str(c.get("text", ""))
-    base = int(c.get("start", 0))
-    spans = sorted((max(0, int(a) - base), min(len(text), int(b) - base))
-                   for a, b in c.get("highlights", []))
-    out, pos = [], 0
-    for a, b in spans:
-        if b <= pos or a >= len(text):
-            continue
-        a = max(a, pos)
-        out += [html.escape(text[pos:a]), "<mark>", html.escape(text[a:b]), "</mark>"]
-        pos = b
-    out.append(html.escape(text[pos:]))
-    return _BLANK_LINES.sub("\n\n", "".join(out))
+def filter_message(published_from: str | None, published_to: str | None) -> str:
+    """What the page shows next to the date boxes as they are typed ('' when fine)."""
+    try:
+        chat_filters(None, published_from, published_to)
+    except FilterError as exc:
+        return f"⚠ {escape_markdown(str(exc))}"
+    return ""
 
 
-def answer_markdown(turn: dict[str, Any]) -> str:
-    """An assistant turn for the chat: the short answer in bold, the answer, why it
-    abstained, a removal note, the cited titles."""
-    text = escape_markdown(turn["content"])
-    short = str(turn.get("short") or "")
-    if short and turn["content"].startswith(short):  # the lead, in bold
-        text = f"**{escape_markdown(short)}**{text[len(escape_markdown(short)):]}"
-    elif short:
-        text = f"**{escape_markdown(short)}** — {text}"
-    parts = [text]
-    if turn.get("asked_as"):
-        parts.insert(0, f"*Asked as: {escape_markdown(str(turn['asked_as']))}*")
-    if turn.get("reason"):
-        parts.append(f"*Why: {escape_markdown(str(turn['reason']))}.*")
-    if turn.get("removed"):
-        n = turn["removed"]
-        parts.append(f"*{n} unsupported sentence{'s' if n != 1 else ''} removed by the "
-                     "citation check.*")
-    cited = [f"\\[{c['marker']}\\] {escape_markdown(str(c.get('title', '')))}"
-             for c in turn.get("citations", [])]
-    if cited:
-        parts.append("Sources: " + " · ".join(cited))
-    return "\n\n".join(parts)
+FilterRow = tuple[list[str] | None, str | None, str | None]
 
 
-def chat_messages(saved: dict[str, Any] | None) -> list[dict[str, str]]:
-    """The Chatbot's messages from the saved turns (raw text is kept; display is derived)."""
-    shown = []
-    for turn in (saved or {}).get("turns", []):
-        if turn.get("notice"):  # our own text, not the articles'
-            content = turn["content"]
-        elif turn["role"] == "assistant":
-            content = answer_markdown(turn)
-        else:
-            content = escape_markdown(turn["content"])
-        shown.append({"role": turn["role"], "content": content})
-    return shown
+# -- answering ------------------------------------------------------------------------------
 
 
-def last_sources(saved: dict[str, Any] | None) -> str:
-    for turn in reversed((saved or {}).get("turns", [])):
-        if turn["role"] == "assistant":
-            return sources_html(turn.get("citations", []))
-    return sources_html([])
+def _respond(service: ArticleService, text: str, state: dict[str, Any] | None,
+             row: FilterRow = (None, None, None), collection: str | None = None,
+             ) -> Iterator[tuple[Any, ...]]:
+    """Stream one answer in one conversation (``state``: its turns): show chunks as they
+    come, then the checked answer and its sources. Yields (messages, sources, state,
+    question box, filter message)."""
+    state = {"turns": list((state or {}).get("turns", []))[-SAVED_TURNS:]}
+    text = (text or "").strip()[:service.settings.max_question_chars]
+    if not text:
+        yield chat_messages(state), last_sources(state), state, "", ""
+        return
+    try:
+        filters = chat_filters(*row)
+    except FilterError as exc:  # said next to the boxes; the question stays to be sent again
+        yield chat_messages(state), last_sources(state), state, text, f"⚠ {exc}"
+        return
+    history = [Turn(t["role"], t["content"]) for t in state["turns"][-2 * HISTORY_TURNS:]]
+    state["turns"].append({"role": "user", "content": text})
+    shown = chat_messages(state)
+    yield [*shown, {"role": "assistant", "content": "…"}], last_sources(state), state, "", ""
+    answer: Answer | None = None
+    streamed = ""
+    try:
+        for item in service.ask_stream(text, history=history, filters=filters,
+                                       collection=collection):
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                streamed += item
+                yield ([*shown, {"role": "assistant", "content": escape_markdown(streamed)}],
+                       last_sources(state), state, "", "")
+    except InvalidInput as exc:  # e.g. a source the collection does not have
+        state["turns"].pop()
+        problem = f"⚠ {escape_markdown(str(exc))}"
+        yield chat_messages(state), last_sources(state), state, text, problem
+        return
+    except CollectionEmpty:
+        _notice(state, EMPTY_STORE)
+    except StoreError as exc:
+        log.warning("chat: %s", exc)
+        _notice(state, f"Sorry, the store cannot be used right now: {escape_markdown(str(exc))}")
+    if answer is not None:
+        state["turns"].append({
+            "role": "assistant", "content": answer.answer, "removed": answer.removed_sentences,
+            "short": answer.short_answer, "reason": answer.abstain_reason,
+            "asked_as": answer.condensed_question if answer.condensed_question != text
+            else None,
+            "citations": [c.model_dump() for c in answer.citations]})
+    yield chat_messages(state), last_sources(state), state, "", ""
+
+
+def _notice(state: dict[str, Any], text: str) -> None:
+    state["turns"].append({"role": "assistant", "content": text, "citations": [],
+                           "notice": True})
+
+
+# -- what the page lists ----------------------------------------------------------------------
+
+
+def chosen_collection(service: ArticleService, name: str | None) -> str:
+    """The collection a browser picked, if the store has it; else the server's default.
+    A browser can neither create a collection nor reach one by a name that is not listed."""
+    if name and valid_collection_name(name) and name in _collections(service):
+        return name
+    return service.default_collection
+
+
+def _collections(service: ArticleService) -> list[str]:
+    try:
+        names = service.collections()
+    except StoreError:
+        names = []
+    return sorted({service.default_collection, *names})
+
+
+def _articles(service: ArticleService, collection: str | None = None) -> tuple[Any, Any, Any]:
+    """The articles table, the remove picker, and the sources for the chat's filter row."""
+    try:
+        found = service.articles(collection)
+    except StoreError:
+        found = []
+    rows = [[a.id, a.title, a.source, a.published, a.passages] for a in found]
+    table = {"headers": ARTICLE_HEADERS, "data": rows}
+    choices = [(f"{a.title[:60]} ({a.id})", a.id) for a in found]
+    sources = sorted({a.source for a in found if a.source})
+    return table, gr.Dropdown(choices=choices, value=None), gr.Dropdown(choices=sources,
+                                                                        value=None)
+
+
+def header(service: ArticleService, collection: str | None = None) -> str:
+    """The page's header: the collection, its size, and who answers."""
+    try:
+        about = service.describe(collection)
+    except StoreError as exc:
+        return f"**The store cannot be used:** {escape_markdown(str(exc))}"
+    count = about["articles"]
+    text = (f"**Collection:** {escape_markdown(about['collection'])} · {count} "
+            f"article{'s' if count != 1 else ''} · **Answers:** "
+            f"{escape_markdown(about['answerer'])} · **Embeddings:** "
+            f"{escape_markdown(about['embedder'])}")
+    return text + (f"\n\n{EMPTY_STORE}" if count == 0 else "")
+
+
+def examples(service: ArticleService, collection: str | None = None) -> Any:
+    """Example questions from the collection's own recent articles."""
+    try:
+        found = service.example_questions(collection)
+    except StoreError:
+        found = []
+    return gr.Dataset(samples=[[q] for q in found], visible=bool(found))
 
 
 # -- the app ---------------------------------------------------------------------------------
@@ -163,11 +219,22 @@ def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -
     """The chat page; ui.server mounts it at '/' beside the API. ``uploads`` records which
     browser uploaded which file (ui.guard.UploadTracker fills it): only those are ingested."""
     uploads = uploads or UploadRegistry()
+    budget = service.settings.max_request_kb * 1024 // 2  # the saved chats, in each request
     with gr.Blocks(title="Ask the articles", analytics_enabled=False) as demo:
-        saved = gr.BrowserState({"turns": []}, storage_key="rag-chat-history")
-        status = gr.Markdown()
-        with gr.Tab("Chat"), gr.Row():
-            with gr.Column(scale=3):
+        saved = gr.BrowserState(chat_state.empty(), storage_key="rag-chats")
+        with gr.Sidebar(label="Chats", elem_id="rag-sidebar", open=True):
+            collection = gr.Dropdown(label="Collection", choices=[], elem_id="rag-collection",
+                                     info="Asked and added to")
+            new_chat = gr.Button("New chat", variant="primary", elem_id="rag-new-chat")
+            chats = gr.Radio(label="Conversations", choices=[], elem_id="rag-chats")
+            title = gr.Textbox(label="Name of this chat", max_length=chat_state.MAX_TITLE,
+                               elem_id="rag-chat-title")
+            with gr.Row():
+                rename = gr.Button("Rename", size="sm", elem_id="rag-rename")
+                delete = gr.Button("Delete", size="sm", variant="stop", elem_id="rag-delete")
+        status = gr.Markdown(elem_id="rag-header")
+        with gr.Tab("Chat"), gr.Row(elem_id="rag-main-row"):
+            with gr.Column(scale=3, elem_id="rag-chat-col"):
                 # No share button: it would post the chat to an outside service.
                 chatbot = gr.Chatbot(label="Answers", height=520, latex_delimiters=[],
                                      buttons=["copy", "copy_all"],
@@ -176,10 +243,9 @@ def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -
                 question = gr.Textbox(placeholder="Ask a question and press Enter",
                                       show_label=False, elem_id="rag-question",
                                       max_length=service.settings.max_question_chars)
-                with gr.Row():
+                with gr.Row(elem_id="rag-buttons"):
                     ask = gr.Button("Ask", variant="primary", elem_id="rag-ask")
-                    clear = gr.Button("New chat", elem_id="rag-clear")
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=True, elem_id="rag-filters"):
                     pick_sources = gr.Dropdown(label="Only from sources", choices=[],
                                                multiselect=True, scale=2,
                                                elem_id="rag-filter-sources")
@@ -187,9 +253,11 @@ def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -
                                        max_length=10, scale=1, elem_id="rag-filter-from")
                     until = gr.Textbox(label="Published to", placeholder="YYYY-MM-DD",
                                        max_length=10, scale=1, elem_id="rag-filter-to")
-                gr.Examples([[q] for q in EXAMPLES], inputs=[question],
-                            label="Examples (the sample article)")
-            with gr.Column(scale=2):
+                filter_error = gr.Markdown(elem_id="rag-filter-error")
+                suggestions = gr.Dataset(components=[question], samples=[],
+                                         label="Examples from this collection",
+                                         elem_id="rag-examples")
+            with gr.Column(scale=2, elem_id="rag-sources-col"):
                 gr.Markdown("### Sources")
                 sources = gr.HTML(sources_html([]), elem_id="rag-sources")
         with gr.Tab("Articles"):
@@ -199,60 +267,109 @@ def build_chat(service: ArticleService, uploads: UploadRegistry | None = None) -
                                         ".jsonl", ".pdf", ".docx"], elem_id="rag-upload")
             add = gr.Button("Add to the collection", variant="primary", elem_id="rag-add")
             outcome = gr.Markdown(elem_id="rag-upload-outcome")
-            table = gr.Dataframe(headers=["id", "title", "source", "published", "passages"],
-                                 interactive=False, elem_id="rag-articles")
+            table = gr.Dataframe(headers=ARTICLE_HEADERS, interactive=False, wrap=True,
+                                 column_widths=["16%", "40%", "20%", "13%", "11%"],
+                                 elem_id="rag-articles")
             with gr.Row():
                 picked = gr.Dropdown(label="Article", choices=[], elem_id="rag-pick")
                 remove = gr.Button("Remove", variant="stop", elem_id="rag-remove")
             from ui.chat_sources import add_sources_section, feed_rows
 
-            feeds = add_sources_section(service, [table, picked, pick_sources, status],
-                                        lambda: (*_articles(service), _status(service)))
+            lists = [table, picked, pick_sources]
+            feeds = add_sources_section(service, [*lists, status, suggestions], collection,
+                                        lambda name: _page(service, name))
 
-        def respond(text: str, state: dict[str, Any] | None, chosen: list[str] | None,
-                    low: str | None, high: str | None) -> Iterator[tuple[Any, ...]]:
-            yield from _respond(service, text, state, (chosen, low, high))
+        def page_for(state: Any, name: str | None) -> tuple[Any, ...]:
+            """Everything that depends on the conversation and the collection."""
+            chosen = chosen_collection(service, name)
+            loaded = chat_state.load(state)
+            conversation = chat_state.current(loaded)
+            return (loaded, chat_messages(conversation), last_sources(conversation),
+                    gr.Radio(choices=chat_state.choices(loaded), value=loaded["current"]),
+                    conversation["title"],
+                    gr.Dropdown(choices=_collections(service), value=chosen),
+                    *_page(service, chosen), feed_rows(service))
 
-        def select(state: dict[str, Any] | None, evt: gr.SelectData) -> str:
+        def respond(text: str, state: Any, chosen: list[str] | None, low: str | None,
+                    high: str | None, name: str | None) -> Iterator[tuple[Any, ...]]:
+            loaded = chat_state.load(state)
+            conversation = chat_state.current(loaded)
+            target = chosen_collection(service, name)
+            for messages, panel, turns, box, problem in _respond(
+                    service, text, conversation, (chosen, low, high), target):
+                loaded = chat_state.save_turns(loaded, turns["turns"], budget)
+                yield (messages, panel, loaded, box, problem,
+                       gr.Radio(choices=chat_state.choices(loaded), value=loaded["current"]),
+                       chat_state.current(loaded)["title"])
+
+        def select(state: Any, evt: gr.SelectData) -> str:
             index = evt.index[0] if isinstance(evt.index, list) else evt.index
-            turns = (state or {}).get("turns", [])
-            if isinstance(index, int) and 0 <= index < len(turns):
-                return sources_html(turns[index].get("citations", []))
-            return last_sources(state)
+            conversation = chat_state.current(chat_state.load(state))
+            return turn_sources(conversation, index if isinstance(index, int) else -1)
 
-        def ingest(paths: list[str] | None, request: gr.Request,
+        def conversation_view(loaded: dict[str, Any]) -> tuple[Any, ...]:
+            conversation = chat_state.current(loaded)
+            return (loaded, chat_messages(conversation), last_sources(conversation),
+                    gr.Radio(choices=chat_state.choices(loaded), value=loaded["current"]),
+                    conversation["title"])
+
+        def ingest(paths: list[str] | None, name: str | None, request: gr.Request,
                    progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
+            chosen = chosen_collection(service, name)
             if not paths:
-                return ("Choose files first.", None, *_articles(service), _status(service))
+                return ("Choose files first.", None, *_page(service, chosen))
             client = client_cookie(request.headers.get("cookie", ""))
-            text = _ingest_uploads(service, uploads, demo, paths, client, progress)
-            return (text, None, *_articles(service), _status(service))
+            text = _ingest_uploads(service, uploads, demo, paths, client, progress, chosen)
+            return (text, None, *_page(service, chosen))
 
-        def drop(article_id: str | None) -> tuple[Any, ...]:
+        def drop(article_id: str | None, name: str | None) -> tuple[Any, ...]:
+            chosen = chosen_collection(service, name)
             if not article_id:
-                return ("Pick an article first.", *_articles(service), _status(service))
-            done = service.remove(article_id)
+                return ("Pick an article first.", *_page(service, chosen))
+            try:
+                done = service.remove(article_id, chosen)
+            except CollectionNotFound:
+                done = False
             text = "Removed." if done else "That article was already gone."
-            return (text, *_articles(service), _status(service))
+            return (text, *_page(service, chosen))
 
-        chat_out = [chatbot, sources, saved, question]
+        view = [saved, chatbot, sources, chats, title]
+        page = [*lists, status, suggestions]
+        chat_out = [chatbot, sources, saved, question, filter_error, chats, title]
         for event in (question.submit, ask.click):
-            event(respond, [question, saved, pick_sources, since, until], chat_out,
-                  concurrency_limit=CHAT_CONCURRENCY)
-        clear.click(lambda: ([], sources_html([]), {"turns": []}, ""), None, chat_out)
+            event(respond, [question, saved, pick_sources, since, until, collection],
+                  chat_out, concurrency_limit=CHAT_CONCURRENCY)
+        for box in (since, until):
+            box.change(filter_message, [since, until], [filter_error], show_progress="hidden")
         chatbot.select(select, [saved], [sources])
-        lists = [table, picked, pick_sources]
-        add.click(ingest, [files], [outcome, files, *lists, status])
-        remove.click(drop, [picked], [outcome, *lists, status])
-        demo.load(lambda s: (chat_messages(s), last_sources(s), *_articles(service),
-                             _status(service), feed_rows(service)), [saved],
-                  [chatbot, sources, *lists, status, feeds])
+        new_chat.click(lambda s: conversation_view(chat_state.new(chat_state.load(s))),
+                       [saved], view)
+        chats.input(lambda s, c: conversation_view(chat_state.switch(chat_state.load(s), c)),
+                    [saved, chats], view)
+        rename.click(lambda s, t: conversation_view(chat_state.rename(chat_state.load(s), t)),
+                     [saved, title], view)
+        delete.click(lambda s: conversation_view(chat_state.delete(chat_state.load(s))),
+                     [saved], view)
+        collection.input(lambda name: _page(service, chosen_collection(service, name)),
+                         [collection], page)
+        suggestions.click(lambda sample: sample[0] if sample else "", [suggestions],
+                          [question])
+        add.click(ingest, [files, collection], [outcome, files, *page])
+        remove.click(drop, [picked, collection], [outcome, *page])
+        demo.load(page_for, [saved, collection], [*view, collection, *page, feeds])
     blocks: gr.Blocks = demo
     return blocks
 
 
+def _page(service: ArticleService, collection: str) -> tuple[Any, ...]:
+    """The lists, header and examples of a collection."""
+    return (*_articles(service, collection), header(service, collection),
+            examples(service, collection))
+
+
 def _ingest_uploads(service: ArticleService, uploads: UploadRegistry, demo: gr.Blocks,
-                    paths: list[str], client: str | None, progress: gr.Progress) -> str:
+                    paths: list[str], client: str | None, progress: gr.Progress,
+                    collection: str | None = None) -> str:
     """Ingest the files this browser uploaded (others are refused as gone), following the
     queued job's progress; Gradio's copies are deleted once the job is over."""
     mine = [p for p in paths if uploads.claim(client, p) and Path(p).is_file()]
@@ -268,7 +385,8 @@ def _ingest_uploads(service: ArticleService, uploads: UploadRegistry, demo: gr.B
             with contextlib.suppress(OSError):  # Gradio's folder per upload, if now empty
                 Path(path).parent.rmdir()
 
-    job = service.submit_files([(Path(p).name, Path(p)) for p in mine], cleanup=forget)
+    job = service.submit_files([(Path(p).name, Path(p)) for p in mine], collection,
+                               cleanup=forget)
     while not job.wait(0.25):
         done, total = job.progress
         progress((done, total) if total else 0, desc=job.note or "embedding",
@@ -284,88 +402,3 @@ def _ingest_uploads(service: ArticleService, uploads: UploadRegistry, demo: gr.B
                f"{result['replaced']} replaced, {result['failed'] + len(refused)} failed; "
                f"passages written: {result['passages']}")
     return "\n".join([summary, *lines, *refused])
-
-
-def chat_filters(sources: list[str] | None, published_from: str | None,
-                 published_to: str | None) -> Filters | None:
-    """The filter row as Filters (None when empty); a malformed date is a message to the user."""
-    try:
-        filters = Filters(sources=list(sources or []),
-                          published_from=(published_from or "").strip() or None,
-                          published_to=(published_to or "").strip() or None)
-    except ValidationError:
-        raise _Reply("Dates in the filter row are written YYYY-MM-DD, e.g. 2022-06-30.") from None
-    return None if filters.is_empty() else filters
-
-
-FilterRow = tuple[list[str] | None, str | None, str | None]
-
-
-def _respond(service: ArticleService, text: str, state: dict[str, Any] | None,
-             row: FilterRow = (None, None, None)) -> Iterator[tuple[Any, ...]]:
-    """Stream one answer: show chunks as they come, then the checked answer and sources.
-    ``row`` is the filter row: sources, published from, published to."""
-    # The saved chat rides in every request: keep the newest turns, so it stays well under
-    # the request limit (RAG_MAX_REQUEST_KB).
-    state = {"turns": list((state or {}).get("turns", []))[-SAVED_TURNS:]}
-    text = (text or "").strip()[:service.settings.max_question_chars]
-    if not text:
-        yield chat_messages(state), last_sources(state), state, ""
-        return
-    history = [Turn(t["role"], t["content"]) for t in state["turns"][-2 * HISTORY_TURNS:]]
-    state["turns"].append({"role": "user", "content": text})
-    shown = chat_messages(state)
-    yield [*shown, {"role": "assistant", "content": "…"}], last_sources(state), state, ""
-    answer: Answer | None = None
-    streamed = ""
-    try:
-        if service.passage_count() == 0:
-            raise _Reply(EMPTY_STORE)
-        filters = chat_filters(*row)
-        for item in service.ask_stream(text, history=history, filters=filters):
-            if isinstance(item, Answer):
-                answer = item
-            else:
-                streamed += item
-                yield ([*shown, {"role": "assistant", "content": escape_markdown(streamed)}],
-                       last_sources(state), state, "")
-    except _Reply as reply:
-        state["turns"].append({"role": "assistant", "content": str(reply), "citations": [],
-                               "notice": True})
-    except StoreError as exc:
-        log.warning("chat: %s", exc)
-        state["turns"].append({"role": "assistant", "content": f"Sorry, the store cannot be "
-                               f"used right now: {exc}", "citations": []})
-    if answer is not None:
-        state["turns"].append({
-            "role": "assistant", "content": answer.answer, "removed": answer.removed_sentences,
-            "short": answer.short_answer, "reason": answer.abstain_reason,
-            "asked_as": answer.condensed_question if answer.condensed_question != text
-            else None,
-            "citations": [c.model_dump() for c in answer.citations]})
-    yield chat_messages(state), last_sources(state), state, ""
-
-
-class _Reply(Exception):
-    """A message for the user instead of an answer."""
-
-
-def _articles(service: ArticleService) -> tuple[Any, Any, Any]:
-    """The articles table, the remove picker, and the sources for the chat's filter row."""
-    try:
-        found = service.articles()
-    except StoreError:
-        found = []
-    rows = [[a.id, a.title, a.source, a.published, a.passages] for a in found]
-    table = {"headers": ["id", "title", "source", "published", "passages"], "data": rows}
-    choices = [(f"{a.title[:60]} ({a.id})", a.id) for a in found]
-    sources = sorted({a.source for a in found if a.source})
-    return table, gr.Dropdown(choices=choices, value=None), gr.Dropdown(choices=sources)
-
-
-def _status(service: ArticleService) -> str:
-    try:
-        count = service.passage_count()
-    except StoreError as exc:
-        return f"**The store cannot be used:** {escape_markdown(str(exc))}"
-    return EMPTY_STORE if count == 0 else ""

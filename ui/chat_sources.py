@@ -9,9 +9,10 @@ from typing import Any
 
 import gradio as gr
 
-from ui.chat import escape_markdown
-from ui.jobs import Job, QueueFull
-from ui.service import SOURCE_ERRORS, ArticleService
+from ui.chat_format import escape_markdown
+from ui.errors import SOURCE_ERRORS, QueueFull
+from ui.jobs import Job
+from ui.service import ArticleService
 
 FEED_HEADERS = ["feed", "title", "collection", "status", "last checked", "articles",
                 "last error"]
@@ -82,11 +83,14 @@ def _urls(text: str | None) -> list[str]:
     return list(dict.fromkeys(u.strip() for u in (text or "").split() if u.strip()))
 
 
-def add_sources_section(service: ArticleService, outputs: list[Any],
-                        refresh: Callable[[], tuple[Any, ...]]) -> gr.Dataframe:
+def add_sources_section(service: ArticleService, outputs: list[Any], collection: Any,
+                        refresh: Callable[[str], tuple[Any, ...]]) -> gr.Dataframe:
     """Build the URL box and the feeds list inside the Articles tab; returns the feeds
-    table (for the page's load). ``outputs`` are the tab's article lists and status, which
-    ``refresh()`` recomputes after a change."""
+    table (for the page's load). Pages and feeds go into the picked ``collection`` (a
+    component); ``outputs`` are the page's lists, which ``refresh(collection)`` recomputes
+    after a change."""
+    from ui.chat import chosen_collection
+
     gr.Markdown("### Add by URL")
     urls = gr.Textbox(label="Web pages or PDFs, one URL per line", lines=2, max_lines=8,
                       placeholder="https://…", elem_id="rag-urls",
@@ -103,7 +107,9 @@ def add_sources_section(service: ArticleService, outputs: list[Any],
         refresh_feeds = gr.Button("Refresh feeds now", scale=1, elem_id="rag-refresh-feeds")
     feed_outcome = gr.Markdown(elem_id="rag-feed-outcome")
 
-    def fetch_urls(text: str | None, progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
+    def fetch_urls(text: str | None, name: str | None = None,
+                   progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
+        chosen = chosen_collection(service, name)
         found = _urls(text)
         limit = service.settings.max_upload_files
         if not found:
@@ -111,22 +117,28 @@ def add_sources_section(service: ArticleService, outputs: list[Any],
         elif len(found) > limit:
             message = f"At most {limit} URLs at a time (RAG_MAX_UPLOAD_FILES)."
         else:
-            message = _outcome(lambda: service.submit_urls(found), progress)
-        return (message, "" if found else text, feed_rows(service), *refresh())
+            message = _outcome(lambda: service.submit_urls(found, chosen), progress)
+        return (message, "" if found else text, feed_rows(service), *refresh(chosen))
 
-    def follow_feed(url: str | None, progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
+    def follow_feed(url: str | None, name: str | None = None,
+                    progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
+        chosen = chosen_collection(service, name)
         if not (url or "").strip():
-            return ("Give the feed's URL first.", url, feed_rows(service), *refresh())
-        message = _outcome(lambda: service.submit_feed_add((url or "").strip()), progress)
-        return (message, "", feed_rows(service), *refresh())
+            return ("Give the feed's URL first.", url, feed_rows(service), *refresh(chosen))
+        message = _outcome(lambda: service.submit_feed_add((url or "").strip(), chosen),
+                           progress)
+        return (message, "", feed_rows(service), *refresh(chosen))
 
-    def refresh_all(progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
+    def refresh_all(name: str | None = None,
+                    progress: gr.Progress = _PROGRESS) -> tuple[Any, ...]:
+        chosen = chosen_collection(service, name)
         if not service.feeds():
-            return ("No feeds are followed yet.", feed_rows(service), *refresh())
+            return ("No feeds are followed yet.", feed_rows(service), *refresh(chosen))
         message = _outcome(lambda: service.submit_feed_refresh(), progress)
-        return (message, feed_rows(service), *refresh())
+        return (message, feed_rows(service), *refresh(chosen))
 
-    fetch.click(fetch_urls, [urls], [url_outcome, urls, feeds, *outputs])
-    add_feed.click(follow_feed, [feed_url], [feed_outcome, feed_url, feeds, *outputs])
-    refresh_feeds.click(refresh_all, None, [feed_outcome, feeds, *outputs])
+    fetch.click(fetch_urls, [urls, collection], [url_outcome, urls, feeds, *outputs])
+    add_feed.click(follow_feed, [feed_url, collection],
+                   [feed_outcome, feed_url, feeds, *outputs])
+    refresh_feeds.click(refresh_all, [collection], [feed_outcome, feeds, *outputs])
     return feeds

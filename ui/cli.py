@@ -1,4 +1,8 @@
-"""The ``rag`` command. Heavy modules are imported inside commands so ``--help`` stays fast."""
+"""The ``rag`` command: parse, call the application service (ui.service), print.
+
+Heavy modules are imported inside commands so ``--help`` stays fast. Nothing here touches the
+store, the lock or the models directly: every use case is a method of ``ArticleService``.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,17 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag.filters import Filters
     from rag.result import Answer
+    from ui.service import ArticleService, Filters
     from ui.settings import Settings
 
 log = logging.getLogger("rag")
@@ -58,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true",
                    help="remove stored articles of a .json/.jsonl file that the file no longer "
                    "holds (without it they are kept and reported)")
-    p.set_defaults(run=cmd_ingest, writes=True)
+    p.set_defaults(run=cmd_ingest)
 
     p = sub.add_parser("ask", parents=[common], help="ask questions, get cited answers",
                        description="Answer each question from the stored articles, citing "
@@ -80,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remove", parents=[common], help="delete an article",
                        description="Delete an article and its passages by id (see rag list).")
     p.add_argument("ids", nargs="+", metavar="ID")
-    p.set_defaults(run=cmd_remove, writes=True)
+    p.set_defaults(run=cmd_remove)
     _add_eval_parser(sub, common)
     add_feeds_command(sub, common)
     add_serve_command(sub, common)
@@ -88,34 +92,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the command's own usage, not the top-level one, names what is wrong
+        _subparser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     quiet = getattr(args, "quiet", False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="rag: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "chromadb", "urllib3", "httpcore", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from index.embedder import EmbedderError
-    from index.feeds import FeedError
-    from index.fetch import FetchError
-    from index.lock import LockTimeout
-    from index.store import StoreError
-    from rag.llm import LLMError
+    from ui.errors import DOMAIN_ERRORS
 
     try:
         settings = _settings(args)
         run: Callable[[argparse.Namespace, Settings], int] = args.run
-        with _lock_for_writers(args, settings):
-            return run(args, settings)
+        return run(args, settings)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return EXIT_OK
-    except (StoreError, EmbedderError, LLMError, LockTimeout, FeedError, FetchError, ValueError,
-            OSError) as exc:
-        print(f"rag: error: {exc}", file=sys.stderr)
+    except (*DOMAIN_ERRORS, ValueError, OSError) as exc:
+        print(f"rag: error: {_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("rag: interrupted", file=sys.stderr)
         return 130
+
+
+def _subparser(parser: argparse.ArgumentParser,
+               args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the command (and sub-command) that was given, else ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _subparser(chosen, args)
+    return parser
+
+
+def _message(exc: BaseException) -> str:
+    """One line: a missing file says which, not errno's words."""
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{exc.filename}: no such file"
+    return str(exc)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -128,34 +146,17 @@ def _settings(args: argparse.Namespace) -> Settings:
                          chroma_url=getattr(args, "chroma_url", None))
 
 
-def _lock_for_writers(args: argparse.Namespace, settings: Settings) -> AbstractContextManager[Any]:
-    """Commands that write hold the data folder's lock, so two of them serialise."""
-    if not getattr(args, "writes", False):
-        return nullcontext()
-    from ui.wiring import write_lock
+def _service(settings: Settings, answers: bool = False) -> ArticleService:
+    from ui.service import ArticleService
 
-    return write_lock(settings, on_wait=lambda msg: print(f"rag: {msg}", file=sys.stderr))
+    return ArticleService.from_settings(settings, answers=answers)
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from itertools import chain
-
-    from index.embedder import LazyEmbedder
-    from index.ingest import ingest_results
-    from index.readers import read_paths
-    from index.web import looks_like_url
-    from ui.wiring import build_embedder, build_store, embedder_name, split_options
-
     quiet = getattr(args, "quiet", False)
-    urls = [p for p in args.paths if looks_like_url(p)]
-    paths = [p for p in args.paths if not looks_like_url(p)]
-    store = build_store(settings)
-    # Loaded only if something needs embedding: re-ingesting an unchanged corpus skips the model.
-    embedder = LazyEmbedder(embedder_name(settings), lambda: build_embedder(settings))
-    results = chain(read_paths(paths, int(settings.max_file_mb * 1_000_000)),
-                    _fetched(urls, settings, quiet))
-    report = ingest_results(results, store, embedder, options=split_options(settings),
-                            progress=not quiet, prune=args.prune)
+    service = _service(settings)
+    report = service.ingest_sources(args.paths, prune=args.prune, progress=not quiet,
+                                    fetched=lambda urls: _fetched(service, urls, quiet))
     for failure in report.failures:
         print(f"rag: failed: {failure}", file=sys.stderr)
     for note in report.missing_notes():
@@ -164,36 +165,30 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_PARTIAL if report.failed else EXIT_OK
 
 
-def _fetched(urls: list[str], settings: Settings, quiet: bool) -> Iterable[Any]:
+def _fetched(service: ArticleService, urls: Sequence[str], quiet: bool) -> Iterable[Any]:
     """The articles of ``urls``, fetched one by one under a progress bar."""
     if not urls:
         return []
     from tqdm import tqdm
 
-    from index.web import read_url
-    from ui.wiring import fetch_options
-
-    options = fetch_options(settings)
     with tqdm(urls, unit="url", desc="fetching", disable=quiet) as bar:
-        return [read_url(url, options) for url in bar]
+        return [service.fetch_url(url) for url in bar]
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from ui.wiring import build
-
-    components = build(settings, create=False)
-    if components.store.passage_count() == 0:
-        print("rag: the store is empty: run `rag ingest PATH` first", file=sys.stderr)
-        return EXIT_ERROR
-    for question in args.questions:
-        filters = _filters(args)
+    service = _service(settings, answers=True)
+    filters = _filters(args)
+    several = len(args.questions) > 1
+    for n, question in enumerate(args.questions):
         if args.json:
-            answer = components.assistant.ask(question, top_k=args.top_k, filters=filters,
-                                              as_of=args.as_of)
+            answer = service.ask(question, top_k=args.top_k, filters=filters,
+                                 as_of=args.as_of)
             print(answer.model_dump_json(), flush=True)
-        else:
-            print_streamed_answer(components.assistant.ask_stream(
-                question, top_k=args.top_k, filters=filters, as_of=args.as_of))
+            continue
+        if several:
+            print(f"{'' if n == 0 else chr(10)}Q: {question.strip()}", flush=True)
+        print_streamed_answer(service.ask_stream(question, top_k=args.top_k, filters=filters,
+                                                 as_of=args.as_of))
     return EXIT_OK
 
 
@@ -221,9 +216,29 @@ def _after_stream(answer: Answer, streamed: str) -> str:
         note = (f"[citation check: removed {answer.removed_sentences} unsupported "
                 f"sentence{s}; checked answer below]")
         return f"\n\n{note}\n{checked}" if streamed else f"{note}\n{checked}"
-    if " ".join(streamed.split()) == " ".join(answer.answer.split()):
+    if not streamed or _same(streamed, answer.answer):
         return checked[len(answer.answer):] if streamed else checked
-    return f"\n\n[checked answer]\n{checked}" if streamed else checked
+    moves = _renumbered(answer)
+    if moves and _same(_MARKER.sub(lambda m: f"[{moves.get(m[1], m[1])}]", streamed),
+                       answer.answer):
+        # Only the numbers changed: the text stays printed once, the note maps them.
+        mapping = ", ".join(f"[{old}] is [{new}]" for old, new in moves.items() if old != new)
+        return f"\n[citations renumbered: {mapping}]" + checked[len(answer.answer):]
+    return f"\n\n[checked answer]\n{checked}"
+
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def _renumbered(answer: Answer) -> dict[str, str]:
+    """Marker as the answerer wrote it (its passage's position) -> marker as checked."""
+    position = {p.passage_id: n for n, p in enumerate(answer.passages, start=1)}
+    return {str(position[c.passage_id]): str(c.marker) for c in answer.citations
+            if c.passage_id in position}
 
 
 def format_answer(answer: Answer) -> str:
@@ -244,12 +259,10 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from index.store import CollectionNotFound
-    from ui.wiring import build_store
+    from ui.errors import CollectionNotFound
 
     try:
-        articles = sorted(build_store(settings, create=False).articles(),
-                          key=lambda a: (a.title.lower(), a.id))
+        articles = _service(settings).articles()
     except CollectionNotFound:
         articles = []
     if args.json:
@@ -262,10 +275,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
-    from ui.wiring import build_store
-
-    store = build_store(settings, create=False)
-    missing = [i for i in args.ids if not store.remove_article(i)]
+    missing = _service(settings).remove_many(args.ids)
     for article_id in missing:
         print(f"rag: no article with id {article_id!r} (see `rag list`)", file=sys.stderr)
     print(f"removed {len(args.ids) - len(missing)} article(s)")
@@ -312,13 +322,12 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
 
 
 def _day(text: str) -> date:
-    """An as-of date for argparse: YYYY-MM-DD (or YYYY/MM/DD)."""
-    from rag.eval import parse_day
-
-    day = parse_day(text)
-    if day is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
-    return day
+    """An as-of date for argparse: a real YYYY-MM-DD (or YYYY/MM/DD) day."""
+    try:
+        return date.fromisoformat(text.strip().replace("/", "-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date on the calendar "
+                                         "(YYYY-MM-DD)") from None
 
 
 def _day_text(text: str) -> str:
@@ -334,7 +343,7 @@ def _filters(args: argparse.Namespace) -> Filters | None:
     """The filter options as a Filters model (ValueError names a malformed date)."""
     from pydantic import ValidationError
 
-    from rag.filters import Filters
+    from ui.service import Filters
 
     try:
         filters = Filters(sources=args.source, article_ids=args.article,
@@ -378,33 +387,33 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from rag.eval import load_questions
-    from ui.evaluation import compare_sides, open_eval, run_eval
-
-    questions = load_questions(args.questions)
     quiet = getattr(args, "quiet", False)
     if args.retriever:
         settings = settings.model_copy(update={"retriever": args.retriever})
-    components = open_eval(settings, args.articles, progress=not quiet)
-    settings = components.settings
-    if components.store.passage_count() == 0:
-        print("rag: the store is empty: give --articles or run `rag ingest PATH` first",
-              file=sys.stderr)
-        return EXIT_ERROR
-    top_k = args.top_k or settings.top_k
-    with tqdm(total=len(questions), unit="question", desc="eval", disable=quiet) as bar:
-        result = run_eval(components, questions, top_k, answers=not args.no_answers,
-                          use_dates=not args.ignore_dates,
-                          progress=lambda n: bar.update(n) and None)
-    metrics = result.metrics()
-    sides = {name: report.metrics() for name, report in compare_sides(
-        components, questions, use_dates=not args.ignore_dates).items()} if args.compare else {}
+    service = _service(settings, answers=not args.no_answers)
+    bars: list[Any] = []  # opened at the first row, so a bad file prints only its error
+
+    def advance(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, unit="question", desc="eval", disable=quiet))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        found = service.evaluate(args.questions, args.articles, args.top_k,
+                                 answers=not args.no_answers,
+                                 use_dates=not args.ignore_dates, progress=advance,
+                                 compare=args.compare)
+    finally:
+        for bar in bars:
+            bar.close()
+    metrics = found["metrics"]
+    sides = found.get("compare", {})
     if args.json:
         print(json.dumps({**metrics, "compare": sides} if sides else metrics))
         return EXIT_OK
-    name = components.assistant.retriever.name
-    print(f"retriever: {name}; collection {settings.collection!r}; top-k {top_k}")
-    print(_metrics_table({name: metrics, **sides}))
+    print(f"retriever: {found['retriever']}; collection {found['collection']!r}; "
+          f"top-k {found['top_k']}")
+    print(_metrics_table({found["retriever"]: metrics, **sides}))
     return EXIT_OK
 
 

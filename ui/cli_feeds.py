@@ -88,7 +88,7 @@ def _print_outcome(result: dict[str, Any]) -> int:
 
 
 def cmd_feeds_add(args: argparse.Namespace, settings: Settings) -> int:
-    from ui.service import SOURCE_ERRORS
+    from ui.errors import SOURCE_ERRORS
 
     service = _service(settings)
     try:

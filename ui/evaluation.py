@@ -1,5 +1,6 @@
 """`rag eval`'s machinery, shared with ``bench/answer_eval.py``: a collection of its own per
-articles file (ingested once, reused after), and the question rows run through the assistant.
+articles file (ingested once, under the data folder's lock, reused after), and the question
+rows run through the assistant.
 
 One place, so the command and the benchmark measure exactly the same thing.
 """
@@ -10,12 +11,17 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from index.embedder import Embedder
 from index.ingest import ingest_paths
-from rag.eval import EvalQuestion, EvalReport, evaluate
+from rag.eval import EvalQuestion, EvalReport, evaluate, load_questions
+from ui.errors import CollectionEmpty
 from ui.settings import Settings
-from ui.wiring import Components, build, build_retriever, split_options
+from ui.wiring import Components, build, build_retriever, split_options, write_lock
+
+if TYPE_CHECKING:
+    from ui.service import ArticleService
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +35,17 @@ def eval_collection(settings: Settings, articles: Path) -> str:
 
 def open_eval(settings: Settings, articles: Path | None, progress: bool = False,
               embedder: Embedder | None = None) -> Components:
-    """Components on the eval collection of ``articles`` (ingested first: unchanged articles
-    are skipped, so a second run costs a read of the file), or on the settings' collection.
-    Pass ``embedder`` to share a loaded model across collections."""
+    """Components on the eval collection of ``articles`` (ingested first, holding the data
+    folder's lock: unchanged articles are skipped, so a second run costs a read of the file),
+    or on the settings' collection. Pass ``embedder`` to share a loaded model."""
     if articles is not None:
         settings = settings.model_copy(update={"collection": eval_collection(settings, articles)})
     components = build(settings, embedder=embedder, create=articles is not None)
     if articles is not None:
-        report = ingest_paths([articles], components.store, components.embedder,
-                              max_bytes=int(settings.max_file_mb * 1_000_000),
-                              options=split_options(settings), progress=progress)
+        with write_lock(settings, on_wait=lambda m: log.warning("%s", m)):
+            report = ingest_paths([articles], components.store, components.embedder,
+                                  max_bytes=int(settings.max_file_mb * 1_000_000),
+                                  options=split_options(settings), progress=progress)
         log.info("eval collection %r: %s", settings.collection, report.summary())
     return components
 
@@ -74,3 +81,34 @@ def compare_sides(components: Components, questions: Sequence[EvalQuestion],
         reports[mode] = evaluate(questions, retriever.retrieve, None, use_dates=use_dates,
                                  condense=condense)
     return reports
+
+
+def evaluate_file(service: ArticleService, questions_file: Path, articles: Path | None,
+                  top_k: int | None, answers: bool, use_dates: bool,
+                  progress: Callable[[int, int], None] | None,
+                  compare: bool = False) -> dict[str, Any]:
+    """The service's `evaluate`: the metrics, and what they were measured on."""
+    questions = load_questions(questions_file)
+    components = open_eval(service.settings, articles, progress=progress is not None,
+                           embedder=service.shared.embedder if service.shared else None)
+    if components.store.passage_count() == 0:
+        raise CollectionEmpty(f"the collection {components.settings.collection!r} is empty: "
+                              "give --articles or run `rag ingest PATH` first")
+    k = top_k or components.settings.top_k
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, len(questions))
+
+    result = run_eval(components, questions, k, answers=answers, use_dates=use_dates,
+                      progress=advance)
+    found: dict[str, Any] = {
+        "metrics": result.metrics(), "retriever": components.assistant.retriever.name,
+        "collection": components.settings.collection, "top_k": k}
+    if compare:
+        found["compare"] = {name: report.metrics() for name, report in compare_sides(
+            components, questions, use_dates=use_dates).items()}
+    return found

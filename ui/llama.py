@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from rag.filters import Filters
+from index.filters import Filters
 from rag.llama import ArticlesQueryEngine, ArticlesRetriever
 from ui.settings import Settings, load_settings
 from ui.wiring import Components, build

@@ -18,13 +18,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.answerers import Turn
-from rag.filters import Filters
 from rag.result import Answer
 from ui.api import ERRORS, ServiceDep, require_key
 from ui.api_base import (
     MAX_TURN_CHARS,
-    ApiError,
     Collection,
     ErrorBody,
     ErrorResponse,
@@ -33,7 +30,8 @@ from ui.api_base import (
     first_event,
     known_query_only,
 )
-from ui.service import ArticleService
+from ui.errors import ApiError
+from ui.service import ArticleService, Filters, Turn
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +79,8 @@ async def chat_completions(body: ChatCompletionRequest, service: ServiceDep) -> 
     in the extra field `citations` (and the full result in `result`), in the response or
     in the final stream chunk."""
     question, history = _conversation(service, body.messages)
-    events = service.ask_stream(question, body.top_k, body.filters, history,
-                                body.collection)
+    events = await run_in_threadpool(service.ask_stream, question, body.top_k, body.filters,
+                                     history, body.collection)
     reply_id = f"chatcmpl-{uuid.uuid4().hex}"
     if not body.stream:
         answer = await run_in_threadpool(_final, events)

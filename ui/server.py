@@ -21,7 +21,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     import gradio as gr
 
     from ui.api import create_api
-    from ui.chat import CSS, build_chat
+    from ui.chat import CSS, HEAD, build_chat
     from ui.guard import AuthThrottle, BodyLimit, SameOrigin, UploadTracker
     from ui.service import ArticleService
     from ui.uploads import UploadRegistry, remove_stale_upload_folders
@@ -42,7 +42,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
 
     chat = build_chat(service, uploads)
     mounted: FastAPI = gr.mount_gradio_app(
-        app, chat, path="/", css=CSS, footer_links=[], ssr_mode=False,
+        app, chat, path="/", css=CSS, head=HEAD, footer_links=[], ssr_mode=False,
         auth=check_password if key is not None else None,
         auth_message="Enter the server's API key (RAG_API_KEY) as the password.",
         max_file_size=int(settings.max_file_mb * 1_000_000), enable_monitoring=False,

@@ -1,8 +1,15 @@
-"""What the API and the chat share: per-collection components, asking, ingesting uploads.
+"""The application: every use case of the CLI, the HTTP API, the OpenAI endpoint and the chat.
 
-Both front ends call this in-process, so a question asked in the chat and over HTTP takes the
-same path. Everything here is synchronous and CPU-bound: callers on an event loop run it in a
-thread pool.
+Ingest (paths, uploads, records, URLs, feeds), list, remove, ask, ask_stream, evaluate and
+health live here, with what goes with them: the data folder's write lock, the limits, the
+checks of what a request names (collections, sources, dates) and the domain errors
+(``ui.errors``). The front ends parse, call one method, and render; none of them imports
+``index`` (tests/test_project.py checks it). The types the methods take are re-exported here
+so that a front end needs nothing else: ``Filters``, ``Turn``, the collection-name rule.
+
+Everything here is synchronous and CPU-bound: callers on an event loop run it in a thread
+pool. Writes from the server are jobs of one writer thread (``ui.jobs``); the CLI's writes
+call the same code and wait.
 """
 
 from __future__ import annotations
@@ -10,32 +17,50 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from index.embedder import LazyEmbedder
-from index.feeds import FeedError, FeedRecord, Harvest, harvest
-from index.fetch import FetchError, check_url
+from index.feeds import FeedRecord, Harvest, harvest
+from index.fetch import check_url
+from index.filters import Filters
 from index.ingest import ingest_results
 from index.lock import WriteLock
-from index.readers import ReadResult, read_file, record_to_article
-from index.store import StoredArticle, StoreFull
-from index.types import Article, IngestReport, ReadFailure
-from index.web import read_url
+from index.readers import ReadResult, read_file, read_paths, record_to_article
+from index.store import (
+    COLLECTION_PATTERN,
+    COLLECTION_RULE,
+    CollectionNotFound,
+    StoredArticle,
+    StoreFull,
+    valid_collection_name,
+)
+from index.types import IngestReport, ReadFailure
+from index.web import looks_like_url, read_url
 from rag.answerers import Turn
-from rag.filters import Filters
 from rag.result import Answer
+from ui.errors import SOURCE_ERRORS, CollectionEmpty, InvalidInput
 from ui.jobs import Job, WriteQueue
+from ui.outcomes import (
+    FileOutcome,
+    UploadReport,
+    add_report,
+    outcomes_of,
+    report_of,
+    skipped,
+)
 from ui.settings import Settings
 from ui.uploads import safe_filename
 from ui.wiring import (
     Components,
-    build,
+    Shared,
     build_collection,
     build_embedder,
+    build_shared,
+    collection_names,
     embedder_name,
     feed_registry,
     fetch_options,
@@ -43,48 +68,14 @@ from ui.wiring import (
     write_lock,
 )
 
+__all__ = ["COLLECTION_PATTERN", "COLLECTION_RULE", "SOURCE_ERRORS", "ArticleService",
+           "Filters", "IngestSummary", "Turn", "valid_collection_name"]
+
 log = logging.getLogger(__name__)
 
-# A URL or feed that could not be read: the front ends report it as that source's failure.
-SOURCE_ERRORS = (FetchError, FeedError)
-
-
-@dataclass
-class FileOutcome:
-    """What became of one uploaded file (or of the JSON records of one request)."""
-
-    name: str
-    articles: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        if not self.errors:
-            return "ok"
-        return "partial" if self.articles else "failed"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "articles": self.articles,
-                "errors": self.errors}
-
-
-@dataclass
-class UploadReport:
-    """Per-file outcomes plus the ingest totals."""
-
-    files: list[FileOutcome]
-    report: IngestReport
-    collection: str = ""
-    feeds: list[dict[str, Any]] | None = None  # feed jobs: each feed's state afterwards
-
-    def as_dict(self) -> dict[str, Any]:
-        r = self.report
-        found = {"collection": self.collection, "files": [f.as_dict() for f in self.files],
-                 "added": r.added, "unchanged": r.unchanged, "replaced": r.replaced,
-                 "failed": r.failed, "passages": r.passages}
-        if self.feeds is not None:
-            found["feeds"] = self.feeds
-        return found
+IngestSummary = IngestReport  # what a synchronous ingest returns (summary(), failures, ...)
+EMPTY_COLLECTION = ("the collection {name!r} has no articles yet: add some first (`rag ingest "
+                    "PATH`, the chat's Articles tab, or POST /api/articles)")
 
 
 class ArticleService:
@@ -95,25 +86,36 @@ class ArticleService:
     waits for the data folder's lock.
     """
 
-    def __init__(self, base: Components, max_collections: int = 8) -> None:
-        self.base = base
+    def __init__(self, base: Components | Shared, max_collections: int = 8) -> None:
+        self.shared = base if isinstance(base, Shared) else None
+        self._settings = base.settings
         self.default_collection = base.settings.collection
-        self._cache: OrderedDict[str, Components] = OrderedDict({self.default_collection: base})
+        self._cache: OrderedDict[str, Components] = OrderedDict()
+        if isinstance(base, Components):
+            self._cache[self.default_collection] = base
         self._max = max_collections
         self._lock = threading.Lock()
+        self._sources: dict[str, tuple[str, list[str]]] = {}
         self.writes = WriteQueue(base.settings.write_queue)
 
     @classmethod
+    def from_settings(cls, settings: Settings, answers: bool = True) -> ArticleService:
+        """A service that builds each collection's components on first use (none is created
+        by reading). The embedding model loads only when something is embedded; without
+        ``answers`` no language model is built (commands that only read or write)."""
+        if not answers:
+            settings = settings.model_copy(update={"llm_backend": "extractive"})
+        lazy = LazyEmbedder(embedder_name(settings), lambda: build_embedder(settings))
+        return cls(build_shared(settings, embedder=lazy, environ=None if answers else {}))
+
+    @classmethod
     def for_writes(cls, settings: Settings) -> ArticleService:
-        """A service for a command that only writes: the embedding model loads only if
-        something is embedded, and no language model is built."""
-        plain = settings.model_copy(update={"llm_backend": "extractive"})
-        lazy = LazyEmbedder(embedder_name(plain), lambda: build_embedder(plain))
-        return cls(build(plain, embedder=lazy, environ={}))
+        """A service for a command that only reads or writes articles (no language model)."""
+        return cls.from_settings(settings, answers=False)
 
     @property
     def settings(self) -> Settings:
-        return self.base.settings
+        return self._settings
 
     def components(self, collection: str | None = None, create: bool = False) -> Components:
         """The components of a collection, built on first use; least recently used dropped.
@@ -125,7 +127,11 @@ class ArticleService:
                 self._cache.move_to_end(name)
                 return found
         # Outside the lock: opening a store can take a while.
-        built = build_collection(self.base, name, create=create)
+        with self._lock:
+            template: Components | Shared | None = self.shared or next(
+                iter(self._cache.values()), None)
+        assert template is not None
+        built = build_collection(template, name, create=create)
         with self._lock:
             found = self._cache.setdefault(name, built)
             self._cache.move_to_end(name)
@@ -138,33 +144,164 @@ class ArticleService:
             return found
 
     def collections(self) -> list[str]:
-        """The names of the collections in the store, sorted."""
-        return self.base.store.corpora()
+        """The names of the collections in the store, sorted (none is opened or created)."""
+        with self._lock:
+            opened = next(iter(self._cache.values()), None)
+        if opened is not None:  # its client, rather than a new one
+            return opened.store.corpora()
+        return collection_names(self.settings)
 
     # -- questions -----------------------------------------------------------------------
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: Sequence[Turn] = (), collection: str | None = None,
             as_of: date | None = None) -> Answer:
-        return self.components(collection).assistant.ask(question, top_k, filters, history,
-                                                         as_of)
+        """The checked answer. CollectionEmpty when there is nothing to ask; InvalidInput
+        for an empty question or a filter naming an unknown source."""
+        assistant = self._answering(question, filters, collection).assistant
+        return assistant.ask(question, top_k, filters, history, as_of)
 
     def ask_stream(self, question: str, top_k: int | None = None,
                    filters: Filters | None = None, history: Sequence[Turn] = (),
                    collection: str | None = None,
                    as_of: date | None = None) -> Iterator[str | Answer]:
-        """Text chunks as produced, then the checked Answer once."""
-        assistant = self.components(collection).assistant
+        """Text chunks as produced, then the checked Answer once (checks as for ask)."""
+        assistant = self._answering(question, filters, collection).assistant
         return assistant.ask_stream(question, top_k, filters, history, as_of)
+
+    def _answering(self, question: str, filters: Filters | None,
+                   collection: str | None) -> Components:
+        """The components to answer with, after the checks every front end needs."""
+        if not question.strip():
+            raise InvalidInput("question", "must not be empty")
+        parts = self._non_empty(collection)
+        self.check_filters(filters, collection)
+        return parts
+
+    def _non_empty(self, collection: str | None) -> Components:
+        name = collection or self.default_collection
+        try:
+            parts = self.components(name)
+        except CollectionNotFound:
+            if collection is not None:  # a collection the client named: it does not exist
+                raise
+            raise CollectionEmpty(EMPTY_COLLECTION.format(name=name)) from None
+        if parts.store.passage_count() == 0:
+            raise CollectionEmpty(EMPTY_COLLECTION.format(name=name))
+        return parts
+
+    def check_filters(self, filters: Filters | None, collection: str | None = None) -> None:
+        """A filter naming a source no stored article has is an error that says so (it
+        would otherwise abstain silently, as if the articles held no answer)."""
+        if filters is None or not filters.sources:
+            return
+        known = set(self.sources(collection))
+        unknown = [s for s in filters.sources if s not in known]
+        if unknown:
+            listed = ", ".join(sorted(known)[:20]) or "none yet"
+            raise InvalidInput("filters.sources", f"unknown source {unknown[0]!r} (the "
+                               f"collection's sources: {listed})")
+
+    def sources(self, collection: str | None = None) -> list[str]:
+        """The sources of the stored articles, sorted: what a filter may name. Remembered
+        until the collection is written to (the store's write token changes)."""
+        name = collection or self.default_collection
+        store = self.components(name).store
+        token = store.write_token()
+        with self._lock:
+            known = self._sources.get(name)
+        if known is not None and known[0] == token:
+            return known[1]
+        found = sorted({a.source for a in store.articles() if a.source})
+        with self._lock:
+            self._sources[name] = (token, found)
+        return found
 
     # -- articles ------------------------------------------------------------------------
 
     def articles(self, collection: str | None = None) -> list[StoredArticle]:
+        """The stored articles, sorted by title (case-insensitive), then id."""
         found = self.components(collection).store.articles()
         return sorted(found, key=lambda a: (a.title.lower(), a.id))
 
     def passage_count(self, collection: str | None = None) -> int:
         return self.components(collection).store.passage_count()
+
+    def describe(self, collection: str | None = None) -> dict[str, Any]:
+        """What the chat's header shows: the collection, its size, who answers."""
+        name = collection or self.default_collection
+        try:
+            store = self.components(name).store
+            articles, passages = store.article_count(), store.passage_count()
+        except CollectionNotFound:
+            articles = passages = 0
+        return {"collection": name, "articles": articles, "passages": passages,
+                "answerer": self.answerer_description(),
+                "embedder": embedder_name(self.settings)}
+
+    def answerer_description(self) -> str:
+        """Who writes answers, e.g. 'extractive (offline)' or a model's name and address."""
+        if self.shared is not None:
+            return self.shared.description
+        with self._lock:
+            return next(iter(self._cache.values())).answerer_description
+
+    def example_questions(self, collection: str | None = None, count: int = 3) -> list[str]:
+        """Questions that fit the collection: about its most recent articles' titles."""
+        try:
+            found = self.articles(collection)
+        except CollectionNotFound:
+            return []
+        recent = sorted(found, key=lambda a: (a.published or "", a.title), reverse=True)
+        titles = [" ".join(a.title.split()[:12]).rstrip(".:;,") for a in recent if a.title]
+        return [f"What happened in “{t}”?" for t in titles[:count]]
+
+    # -- synchronous writes (the CLI) ----------------------------------------------------------
+
+    def ingest_sources(self, items: Sequence[str], prune: bool = False,
+                       progress: bool = False, collection: str | None = None,
+                       fetched: Callable[[Sequence[str]], Iterable[ReadResult]] | None = None
+                       ) -> IngestSummary:
+        """Ingest files, folders and http(s) URLs (fetched before the lock is taken),
+        holding the data folder's lock while writing. ``fetched`` reads the URLs (the CLI
+        passes one with a progress bar); failures are in the report, never raised."""
+        name = collection or self.default_collection
+        urls = [i for i in items if looks_like_url(i)]
+        paths = [i for i in items if not looks_like_url(i)]
+        options = fetch_options(self.settings)
+        pages = list(fetched(urls) if fetched else (read_url(u, options) for u in urls))
+        with write_lock(self.settings, on_wait=lambda m: log.warning("%s", m)):
+            parts = self.components(name, create=True)
+            results = chain(read_paths(paths, self._max_file_bytes()), pages)
+            return ingest_results(results, parts.store, parts.embedder,
+                                  options=split_options(self.settings), progress=progress,
+                                  prune=prune)
+
+    def fetch_url(self, url: str) -> ReadResult:
+        """One web page or PDF, fetched within the limits (no lock needed)."""
+        return read_url(url, fetch_options(self.settings))
+
+    def remove_many(self, article_ids: Sequence[str],
+                    collection: str | None = None) -> list[str]:
+        """Remove articles (under the lock); the ids that were not there."""
+        self.components(collection)  # an unknown collection fails before anything queues
+        return [i for i in article_ids if not self.remove(i, collection)]
+
+    def evaluate(self, questions: Path, articles: Path | None = None,
+                 top_k: int | None = None, answers: bool = True, use_dates: bool = True,
+                 progress: Callable[[int, int], None] | None = None,
+                 compare: bool = False) -> dict[str, Any]:
+        """`rag eval`: the metrics of a question file, on the collection or on an eval
+        collection of ``articles`` (ingested under the lock, once). ``progress(done, total)``
+        follows the rows. Returns the metrics plus ``retriever``, ``collection`` and
+        ``top_k``; with ``compare``, ``compare`` holds the dense and BM25 sides' metrics."""
+        from ui.evaluation import evaluate_file
+
+        return evaluate_file(self, questions, articles, top_k, answers, use_dates, progress,
+                             compare)
+
+    def _max_file_bytes(self) -> int:
+        return int(self.settings.max_file_mb * 1_000_000)
 
     # -- writes: queued jobs ---------------------------------------------------------------
 
@@ -213,7 +350,7 @@ class ArticleService:
         def run(job: Job) -> dict[str, Any]:
             with self._write_lock(job):
                 report = self._ingest_unlocked(job, fetched, name)
-            return UploadReport(_outcomes(fetched, report), report, name).as_dict()
+            return UploadReport(outcomes_of(fetched, report), report, name).as_dict()
 
         return self.writes.submit("ingest", name, run, prepare=prepare)
 
@@ -288,8 +425,8 @@ class ArticleService:
         for found in harvests:
             results = [e.result for e in found.entries]
             report = self._ingest_unlocked(job, results, found.collection)
-            _add_report(total, report)
-            outcomes = _outcomes(results, report)
+            add_report(total, report)
+            outcomes = outcomes_of(results, report)
             files.extend(outcomes)
             stored = {e.key for e, o in zip(found.entries, outcomes, strict=True)
                       if o.status == "ok"}
@@ -304,11 +441,11 @@ class ArticleService:
     def ingest_files(self, files: Sequence[tuple[str, Path]], collection: str | None = None,
                      cleanup: Callable[[], None] | None = None) -> UploadReport:
         """Queue an ingest and wait for it (in-process callers: the chat, tests)."""
-        return _report(self._finished(self.submit_files(files, collection, cleanup)))
+        return report_of(self._finished(self.submit_files(files, collection, cleanup)))
 
     def ingest_records(self, records: Sequence[Any],
                        collection: str | None = None) -> UploadReport:
-        return _report(self._finished(self.submit_records(records, collection)))
+        return report_of(self._finished(self.submit_records(records, collection)))
 
     def remove(self, article_id: str, collection: str | None = None) -> bool:
         return bool(self._finished(self.submit_remove(article_id, collection))["removed"])
@@ -323,7 +460,7 @@ class ArticleService:
 
     def _ingest_files(self, job: Job, files: Sequence[tuple[str, Path]],
                       collection: str) -> UploadReport:
-        max_bytes = int(self.settings.max_file_mb * 1_000_000)
+        max_bytes = self._max_file_bytes()
         outcomes: list[FileOutcome] = []
         results: list[ReadResult] = []
         for given, path in files:
@@ -340,7 +477,7 @@ class ArticleService:
         report = self._ingest(job, results, collection)
         by_origin = {f"upload:{collection}/{o.name}": o for o in outcomes}
         for duplicate in report.duplicates:
-            _skipped(by_origin.get(duplicate.origin, outcomes[-1]), duplicate)
+            skipped(by_origin.get(duplicate.origin, outcomes[-1]), duplicate)
         return UploadReport(outcomes, report, collection)
 
     def _ingest_records(self, job: Job, records: Sequence[Any],
@@ -356,7 +493,7 @@ class ArticleService:
             results.append(result)
         report = self._ingest(job, results, collection)
         for duplicate in report.duplicates:
-            _skipped(outcome, duplicate)
+            skipped(outcome, duplicate)
         return UploadReport([outcome], report, collection)
 
     def _ingest(self, job: Job, results: list[ReadResult], collection: str) -> IngestReport:
@@ -376,6 +513,10 @@ class ArticleService:
                                 on_progress=advance)
         log.info("ingest into %r: %s", collection, report.summary())
         return report
+
+    def write_lock(self, on_wait: Callable[[str], None] | None = None) -> WriteLock:
+        """The data folder's writer lock (every write holds it; one writer at a time)."""
+        return write_lock(self.settings, on_wait=on_wait)
 
     def _write_lock(self, job: Job) -> WriteLock:
         """The data folder's writer lock: uploads take turns with `rag ingest`; while it is
@@ -415,41 +556,3 @@ def list_feeds(settings: Settings, collection: str | None = None) -> list[dict[s
             if collection is None or f.collection == collection]
 
 
-def _report(result: dict[str, Any]) -> UploadReport:
-    files = [FileOutcome(f["name"], f["articles"], list(f["errors"])) for f in result["files"]]
-    report = IngestReport(added=result["added"], unchanged=result["unchanged"],
-                          replaced=result["replaced"], passages=result["passages"])
-    report.failures = [ReadFailure(e, "") for f in files for e in f.errors]
-    return UploadReport(files, report, result["collection"])
-
-
-def _outcomes(results: Sequence[ReadResult], report: IngestReport) -> list[FileOutcome]:
-    """One outcome per result (a URL, a feed entry), named by where it came from."""
-    skipped = {d.where: d for d in report.duplicates}
-    outcomes: list[FileOutcome] = []
-    for result in results:
-        outcome = FileOutcome(result.where)
-        if isinstance(result, ReadFailure):
-            outcome.errors.append(str(result))
-        elif isinstance(result, Article) and result.where in skipped:
-            outcome.errors.append(str(skipped[result.where]))
-        else:
-            outcome.articles = 1
-        outcomes.append(outcome)
-    return outcomes
-
-
-def _add_report(total: IngestReport, part: IngestReport) -> None:
-    total.added += part.added
-    total.unchanged += part.unchanged
-    total.replaced += part.replaced
-    total.passages += part.passages
-    total.embedded += part.embedded
-    total.failures.extend(part.failures)
-    total.duplicates.extend(part.duplicates)
-
-
-def _skipped(outcome: FileOutcome, duplicate: ReadFailure) -> None:
-    """A record read but skipped at ingest (its id repeats another's) is an error of its file."""
-    outcome.errors.append(str(duplicate))
-    outcome.articles = max(0, outcome.articles - 1)

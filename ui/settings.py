@@ -2,6 +2,12 @@
 
 Created once by the command or server entry point and passed down; nothing deeper reads the
 environment. Every field has a description: the README's configuration table lists them.
+
+The settings that tune a component take their defaults from that component's option type
+(passages: ``SplitOptions``, fusion: ``FusionOptions``, the citation check:
+``CheckThresholds``, the extractive answer: ``ExtractiveOptions``, generation:
+``Generation``), so each default is written once, where it is used; ``ui.wiring`` builds the
+option types back from the settings.
 """
 
 from __future__ import annotations
@@ -15,7 +21,18 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from index.ingest import SplitOptions
+from rag.answerers import ExtractiveOptions
+from rag.citations import CheckThresholds
+from rag.llm import Generation
+from rag.retrieve import FusionOptions
+
 MIN_API_KEY_CHARS = 16
+
+
+def default(option_type: type[Any], name: str) -> Any:
+    """The default of field ``name`` of a dataclass of options: written there, once."""
+    return option_type.__dataclass_fields__[name].default
 
 
 class Settings(BaseSettings):
@@ -29,9 +46,12 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
     max_file_mb: float = Field(25.0, gt=0, description="Files larger than this are refused at "
                                "ingest.")
-    passage_words: int = Field(200, ge=30, le=1000, description="Maximum words per passage.")
-    overlap_words: int = Field(40, ge=0, le=200, description="Words of trailing sentences "
-                               "repeated at the start of the next passage.")
+    passage_words: int = Field(
+        default(SplitOptions, "max_words"), ge=30, le=1000, description="Maximum words per "
+        "passage.")
+    overlap_words: int = Field(
+        default(SplitOptions, "overlap_words"), ge=0, le=200, description="Words of trailing "
+        "sentences repeated at the start of the next passage.")
     embedder: Literal["minilm", "openai"] = Field("minilm", description="'minilm': "
                                                   "all-MiniLM-L6-v2 int8 ONNX, offline; "
                                                   "'openai': an OpenAI-compatible embeddings API.")
@@ -85,10 +105,12 @@ class Settings(BaseSettings):
                                "giving up on a request.")
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries, with backoff, on "
                                  "connection errors, 429 and 5xx answers.")
-    llm_max_tokens: int = Field(512, ge=16, le=8192, description="Most tokens an answer may "
-                                "have.")
-    llm_temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature of "
-                                   "answers.")
+    llm_max_tokens: int = Field(
+        default(Generation, "max_tokens"), ge=16, le=8192, description="Most tokens an answer "
+        "may have.")
+    llm_temperature: float = Field(
+        default(Generation, "temperature"), ge=0, le=2, description="Sampling temperature of "
+        "answers.")
     llm_context_window: int = Field(4096, ge=512, description="Context size (tokens) of the "
                                     "in-process GGUF model.")
     llm_threads: int = Field(0, ge=0, description="CPU threads of the in-process GGUF model "
@@ -98,36 +120,65 @@ class Settings(BaseSettings):
     retriever: Literal["hybrid", "dense", "bm25"] = Field(
         "hybrid", description="'hybrid': BM25 and embeddings fused by reciprocal rank fusion; "
         "'dense': embeddings only; 'bm25': BM25 only.")
-    fusion_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant k: larger "
-                          "flattens the difference between ranks.")
-    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
-    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
-    candidates: int = Field(100, ge=1, le=1000, description="Passages each ranking contributes "
-                            "to fusion before dedupe and top-k.")
-    dedupe_threshold: float = Field(0.6, ge=0, le=1.01, description="Word-shingle overlap "
-                                    "above which two passages count as the same story (>1 "
-                                    "turns dedupe off).")
-    article_weight: float = Field(1.0, ge=0, description="Weight in fusion of a BM25 ranking "
-                                  "of whole articles (0: off).")
-    per_article: int = Field(1, ge=0, description="At most this many passages of one "
-                             "article among the retrieved passages (0: no limit).")
-    recency_weight: float = Field(1.0, ge=0, description="Weight in fusion of a ranking by "
-                                  "closeness of publication to the question's as-of date, "
-                                  "used only when a question has one (0: off).")
-    answer_min_score: float = Field(0.5, ge=-1, le=2, description="The extractive "
-                                    "answerer abstains when its best sentence scores below "
-                                    "this (meaning and words, see docs/answers.md): higher "
-                                    "abstains more and answers wrongly less.")
-    answer_meaning_weight: float = Field(0.7, ge=0, description="Weight of a sentence's "
-                                         "embedding similarity to the question in the "
-                                         "extractive answerer's score.")
-    answer_words_weight: float = Field(0.3, ge=0, description="Weight of the share of the "
-                                       "question's words a sentence has (IDF-weighted).")
-    answer_focus_weight: float = Field(0.1, ge=0, description="Weight of the share of the "
-                                       "question's words about what happened (not its names "
-                                       "or numbers) a sentence has.")
-    clean_boilerplate: bool = Field(True, description="Drop web boilerplate lines (newsletter "
-                                    "pitches, ad and share text) at ingest.")
+    fusion_k: int = Field(
+        default(FusionOptions, "k"), ge=1, description="Reciprocal rank fusion constant k: "
+        "larger flattens the difference between ranks.")
+    dense_weight: float = Field(
+        default(FusionOptions, "dense_weight"), ge=0, description="Weight of the dense ranking "
+        "in fusion.")
+    bm25_weight: float = Field(
+        default(FusionOptions, "bm25_weight"), ge=0, description="Weight of the BM25 ranking in "
+        "fusion.")
+    candidates: int = Field(
+        default(FusionOptions, "candidates"), ge=1, le=1000, description="Passages each ranking "
+        "contributes to fusion before dedupe and top-k.")
+    dedupe_threshold: float = Field(
+        default(FusionOptions, "dedupe_threshold"), ge=0, le=1.01, description="Word-shingle "
+        "overlap above which two passages count as the same story (>1 turns dedupe off).")
+    article_weight: float = Field(
+        default(FusionOptions, "article_weight"), ge=0, description="Weight in fusion of a BM25 "
+        "ranking of whole articles (0: off).")
+    per_article: int = Field(
+        default(FusionOptions, "per_article"), ge=0, description="At most this many passages of "
+        "one article among the retrieved passages (0: no limit).")
+    recency_weight: float = Field(
+        default(FusionOptions, "recency_weight"), ge=0, description="Weight in fusion of a "
+        "ranking by closeness of publication to the question's as-of date, used only when a "
+        "question has one (0: off).")
+    answer_min_score: float = Field(
+        default(ExtractiveOptions, "min_score"), ge=-1, le=2, description="The extractive "
+        "answerer abstains when its best sentence scores below this (meaning and words, see "
+        "docs/answers.md): higher abstains more and answers wrongly less.")
+    answer_meaning_weight: float = Field(
+        default(ExtractiveOptions, "meaning_weight"), ge=0, description="Weight of a sentence's "
+        "embedding similarity to the question in the extractive answerer's score.")
+    answer_words_weight: float = Field(
+        default(ExtractiveOptions, "words_weight"), ge=0, description="Weight of the share of "
+        "the question's words a sentence has (IDF-weighted).")
+    answer_focus_weight: float = Field(
+        default(ExtractiveOptions, "focus_weight"), ge=0, description="Weight of the share of "
+        "the question's words about what happened (not its names or numbers) a sentence has.")
+    citation_lexical: float = Field(
+        default(CheckThresholds, "lexical"), ge=0, le=1, description="The citation check: "
+        "share of a cited sentence's words its passage must hold to count as saying it, given "
+        "meaning similarity RAG_CITATION_LEXICAL_SEMANTIC.")
+    citation_lexical_semantic: float = Field(
+        default(CheckThresholds, "lexical_semantic"), ge=-1, le=1, description="The "
+        "citation check: meaning similarity a sentence with enough matching words needs.")
+    citation_lexical_floor: float = Field(
+        default(CheckThresholds, "lexical_floor"), ge=0, le=1, description="The citation "
+        "check: below this share of matching words a sentence is never supported.")
+    citation_semantic: float = Field(
+        default(CheckThresholds, "semantic"), ge=-1, le=1, description="The citation check: "
+        "meaning similarity a paraphrase (words between the floor and "
+        "RAG_CITATION_LEXICAL) needs.")
+    citation_window_sentences: int = Field(
+        default(CheckThresholds, "window_sentences"), ge=1, le=20, description="The "
+        "citation check: a sentence's names, numbers and quotes must stand within this many "
+        "consecutive passage sentences.")
+    clean_boilerplate: bool = Field(
+        default(SplitOptions, "clean_boilerplate"), description="Drop web boilerplate lines "
+        "(newsletter pitches, ad and share text) at ingest.")
     fetch_timeout: float = Field(30.0, gt=0, le=600, description="Seconds one URL (a page, "
                                  "PDF or feed, redirects included) may take to fetch before "
                                  "it fails.")

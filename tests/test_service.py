@@ -1,0 +1,63 @@
+"""The application service, called as the front ends call it: reads create nothing, writes
+take the data folder's lock, and what a request names is checked once, here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.embedder import MiniLMEmbedder
+from tests.server_fixtures import settings_for
+from ui.errors import CollectionEmpty, CollectionNotFound, InvalidInput, LockTimeout
+from ui.service import ArticleService, Filters
+from ui.wiring import build_shared, write_lock
+
+RECORD = {"id": "bees", "title": "Bees return to Varsa", "source": "varsa.example",
+          "published": "2024-05-02",
+          "text": "The beekeepers' guild of Varsa said forty hives now stand on the rooftops."}
+
+
+def test_reads_through_the_service_never_create_a_collection(tmp_path: Path) -> None:
+    service = ArticleService.from_settings(settings_for(tmp_path / "data"), answers=False)
+    assert service.collections() == []
+    with pytest.raises(CollectionNotFound):
+        service.articles()
+    assert service.describe()["articles"] == 0 and service.example_questions() == []
+    with pytest.raises(CollectionEmpty, match="rag ingest"):  # one check, every front end
+        service.ask("Who won?")
+    with pytest.raises(CollectionNotFound):  # a collection the request named: not there
+        service.ask("Who won?", collection="other")
+    assert service.collections() == []
+
+
+def test_filters_and_questions_are_checked_by_the_service(tmp_path: Path,
+                                                          embedder: MiniLMEmbedder) -> None:
+    settings = settings_for(tmp_path / "data")
+    service = ArticleService(build_shared(settings, embedder=embedder))
+    service.ingest_records([RECORD])
+    assert service.sources() == ["varsa.example"]
+    with pytest.raises(InvalidInput, match=r"filters.sources: unknown source 'nowhere'"):
+        service.ask("How many hives?", filters=Filters(sources=["nowhere"]))
+    with pytest.raises(InvalidInput, match="question: must not be empty"):
+        service.ask("  ")
+    answer = service.ask("How many hives stand on the rooftops of Varsa?",
+                         filters=Filters(sources=["varsa.example"]))
+    assert answer.passages and {p.source for p in answer.passages} == {"varsa.example"}
+
+
+def test_eval_with_articles_waits_for_the_data_folders_lock(tmp_path: Path,
+                                                            embedder: MiniLMEmbedder) -> None:
+    """`rag eval --articles` writes an eval collection: it takes the lock like every write."""
+    settings = settings_for(tmp_path / "data", lock_timeout=0)
+    service = ArticleService(build_shared(settings, embedder=embedder))
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text(json.dumps(RECORD) + "\n", encoding="utf-8")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"id": "1", "question": "How many hives?",
+                                     "answers": ["forty"]}) + "\n", encoding="utf-8")
+    with write_lock(settings), pytest.raises(LockTimeout):  # another writer holds it
+        service.evaluate(questions, articles, answers=False)
+    found = service.evaluate(questions, articles, answers=False)
+    assert found["metrics"]["n_questions"] == 1 and "-eval-" in found["collection"]
