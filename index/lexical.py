@@ -109,9 +109,10 @@ class LexicalIndex:
         self.rebuilds = 0  # how many times this process rebuilt the index (tests, logs)
 
     def stamp(self) -> str:
-        """What the index must have been built from: counts and the store's write token."""
-        token = self._store.write_token()  # first: a write after this makes the stamp stale
-        return f"{self._store.passage_count()}:{self._store.article_count()}:{token}"
+        """What the index must have been built from (``PassageStore.content_stamp``: the
+        write token, and counts while a write is unfinished); a passage getting its vector
+        leaves it as it was, since its text stays."""
+        return self._store.content_stamp()
 
     def search(self, question: str, k: int,
                where: LexicalFilter | None = None) -> list[tuple[str, float]]:

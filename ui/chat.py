@@ -368,4 +368,8 @@ def _status(service: ArticleService) -> str:
         count = service.passage_count()
     except StoreError as exc:
         return f"**The store cannot be used:** {escape_markdown(str(exc))}"
-    return EMPTY_STORE if count == 0 else ""
+    if count == 0:
+        return EMPTY_STORE
+    waiting = service.passages_waiting()
+    return (f"{waiting} of {count} passages are waiting for their vectors: until then they "
+            "are found by their words only." if waiting else "")

@@ -50,15 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", parents=[common], help="read articles into the store",
                        description="Read .txt/.md/.html/.json/.jsonl/.pdf/.docx files "
-                       "(folders recursively) and web pages or PDFs by http(s) URL, split, "
-                       "embed and store them. Unchanged articles are skipped; changed ones "
-                       "replaced. Exit 1 if any file or URL failed.")
+                       "(folders recursively) and web pages or PDFs by http(s) URL, split "
+                       "and store them (searchable by their words at once), then embed "
+                       "them. Unchanged articles are skipped; changed ones replaced. Exit 1 "
+                       "if any file or URL failed.")
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL",
                    help="a file, a folder, or an http(s) URL of a page or PDF")
     p.add_argument("--prune", action="store_true",
                    help="remove stored articles of a .json/.jsonl file that the file no longer "
                    "holds (without it they are kept and reported)")
-    p.set_defaults(run=cmd_ingest, writes=True)
+    p.add_argument("--no-wait", action="store_true",
+                   help="stop once the articles are stored and searchable by their words; "
+                   "`rag serve` (or the next `rag ingest`) embeds them")
+    # Not writes=True: it takes the write lock for storing, and per batch while embedding.
+    p.set_defaults(run=cmd_ingest)
 
     p = sub.add_parser("ask", parents=[common], help="ask questions, get cited answers",
                        description="Answer each question from the stored articles, citing "
@@ -141,10 +146,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from itertools import chain
 
     from index.embedder import LazyEmbedder
-    from index.ingest import ingest_results
+    from index.ingest import embed_waiting, ingest_results
     from index.readers import read_paths
     from index.web import looks_like_url
-    from ui.wiring import build_embedder, build_store, embedder_name, split_options
+    from ui.wiring import build_embedder, build_store, embedder_name, split_options, write_lock
 
     quiet = getattr(args, "quiet", False)
     urls = [p for p in args.paths if looks_like_url(p)]
@@ -154,14 +159,34 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     embedder = LazyEmbedder(embedder_name(settings), lambda: build_embedder(settings))
     results = chain(read_paths(paths, int(settings.max_file_mb * 1_000_000)),
                     _fetched(urls, settings, quiet))
-    report = ingest_results(results, store, embedder, options=split_options(settings),
-                            progress=not quiet, prune=args.prune)
+    with write_lock(settings, on_wait=lambda msg: print(f"rag: {msg}", file=sys.stderr)):
+        report = ingest_results(results, store, embedder, options=split_options(settings),
+                                progress=not quiet, prune=args.prune, wait=False)
+    if not args.no_wait and report.waiting:
+        with _embed_lease(settings):
+            report.embedded += embed_waiting(store, embedder, progress=not quiet,
+                                             lock=lambda: write_lock(settings)).embedded
+        report.waiting = store.pending_count()
     for failure in report.failures:
         print(f"rag: failed: {failure}", file=sys.stderr)
     for note in report.missing_notes():
         print(f"rag: {note}", file=sys.stderr)
     print(report.summary())
     return EXIT_PARTIAL if report.failed else EXIT_OK
+
+
+def _embed_lease(settings: Settings) -> AbstractContextManager[Any]:
+    """One embedder per data folder: a `rag serve` already embedding this folder's pending
+    passages finishes them, and this command waits for it."""
+    from index.lock import WriteLock
+    from ui.backfill import EMBED_LOCK
+
+    def waiting(_message: str) -> None:
+        print("rag: another process is embedding this data folder's passages; waiting for "
+              "it", file=sys.stderr)
+
+    return WriteLock(settings.data_dir, settings.lock_timeout, on_wait=waiting,
+                     name=EMBED_LOCK)
 
 
 def _fetched(urls: list[str], settings: Settings, quiet: bool) -> Iterable[Any]:

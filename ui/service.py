@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.embedder import LazyEmbedder
 from index.feeds import FeedError, FeedRecord, Harvest, harvest
@@ -29,6 +29,9 @@ from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
 from ui.jobs import Job, WriteQueue
+
+if TYPE_CHECKING:
+    from ui.backfill import BackgroundEmbedder
 from ui.settings import Settings
 from ui.uploads import safe_filename
 from ui.wiring import (
@@ -102,6 +105,9 @@ class ArticleService:
         self._max = max_collections
         self._lock = threading.Lock()
         self.writes = WriteQueue(base.settings.write_queue)
+        # Set by `rag serve`: uploads then return once stored (searchable by their words) and
+        # this embeds them in the background; without it, a job embeds before it finishes.
+        self.background: BackgroundEmbedder | None = None
 
     @classmethod
     def for_writes(cls, settings: Settings) -> ArticleService:
@@ -165,6 +171,10 @@ class ArticleService:
 
     def passage_count(self, collection: str | None = None) -> int:
         return self.components(collection).store.passage_count()
+
+    def passages_waiting(self, collection: str | None = None) -> int:
+        """Stored passages whose vectors are still being computed (found by BM25 only)."""
+        return self.components(collection).store.pending_count()
 
     # -- writes: queued jobs ---------------------------------------------------------------
 
@@ -373,8 +383,10 @@ class ArticleService:
         parts = self.components(collection, create=True)
         report = ingest_results(results, parts.store, parts.embedder,
                                 options=split_options(self.settings), progress=False,
-                                on_progress=advance)
+                                on_progress=advance, wait=self.background is None)
         log.info("ingest into %r: %s", collection, report.summary())
+        if self.background is not None:
+            self.background.wake()
         return report
 
     def _write_lock(self, job: Job) -> WriteLock:
@@ -395,8 +407,10 @@ class ArticleService:
         problem = parts.store.write_problem()
         store: dict[str, Any] = {"reachable": True, "writable": problem is None}
         try:
+            waiting = parts.store.pending_count()
             store.update(passages=parts.store.passage_count(),
-                         articles=parts.store.article_count())
+                         articles=parts.store.article_count(),
+                         embedded=parts.store.embedded_count(), waiting=waiting)
         except StoreFull as exc:  # a failed compaction stops reads until space is freed
             problem = str(exc)
             store.update(writable=False)

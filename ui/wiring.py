@@ -34,7 +34,8 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "openai":
         key = settings.embed_api_key or os.environ.get("OPENAI_API_KEY")
         return OpenAIEmbedder(settings.embed_model, settings.embed_base_url, key)
-    return MiniLMEmbedder(threads=settings.embed_threads)
+    return MiniLMEmbedder(threads=settings.embed_threads, runtime=settings.embed_runtime,
+                          max_tokens=settings.embed_max_tokens)
 
 
 def embedder_name(settings: Settings) -> str:
