@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from index.lock import WriteLock
 from index.store import PassageStore, full_error
 
 log = logging.getLogger(__name__)
 
 _META = "passages.json"
+_REBUILD_WAIT = 600.0  # seconds a process waits for another one's rebuild (100k: ~1 min)
 
 
 @dataclass(frozen=True)
@@ -166,9 +168,20 @@ class LexicalIndex:
                 return self._built
             loaded = self._load()
             if loaded is None or loaded.stamp != stamp:
-                loaded = self._rebuild(stamp)
+                loaded = self._rebuild_shared(stamp)
             self._built = loaded
             return loaded
+
+    def _rebuild_shared(self, stamp: str) -> _Built:
+        """Rebuild, unless another process sharing this data folder (a second `rag serve`)
+        has just done it: they take turns on a file lock, and whoever comes second loads
+        the first one's index instead of building its own."""
+        with WriteLock(self.folder.parent, timeout=_REBUILD_WAIT,
+                       name=f".{self.folder.name}.lock"):
+            loaded = self._load()
+            if loaded is not None and loaded.stamp == stamp:
+                return loaded
+            return self._rebuild(stamp)
 
     def _load(self) -> _Built | None:
         """The saved index, or None when it is missing or damaged in any way (a truncated
@@ -178,9 +191,9 @@ class LexicalIndex:
         try:
             meta = json.loads((self.folder / _META).read_text(encoding="utf-8"))
             model = articles = None
-            if meta["ids"]:
-                model = bm25s.BM25.load(str(self.folder / "passages"))
-                articles = bm25s.BM25.load(str(self.folder / "articles"))
+            if meta["ids"]:  # memory-mapped: processes sharing the folder share the pages
+                model = bm25s.BM25.load(str(self.folder / "passages"), mmap=True)
+                articles = bm25s.BM25.load(str(self.folder / "articles"), mmap=True)
             built = _Built(model, articles, meta)
             if not _consistent(built):
                 raise ValueError("the saved index does not fit together")
