@@ -112,20 +112,36 @@ class StoredPassage:
     page: int | None = None  # 1-based page of a paged article (a PDF), else None
 
 
-def open_client(data_dir: Path, chroma_url: str | None) -> Any:
+@dataclass(frozen=True)
+class ChromaAccess:
+    """Where in a Chroma server a store lives and how to get in: its tenant and database
+    (Chroma Cloud gives each customer one; a local `chroma run` has the defaults) and the
+    token sent as ``x-chroma-token``, as Chroma Cloud expects it."""
+
+    tenant: str = "default_tenant"
+    database: str = "default_database"
+    token: str | None = None
+
+
+def open_client(data_dir: Path, chroma_url: str | None,
+                access: ChromaAccess | None = None) -> Any:
     """A Chroma client: a server when ``chroma_url`` is set, else a data folder."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    access = access or ChromaAccess()
     try:
         if chroma_url:
             parsed = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
-            client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1",
-                                         port=parsed.port or 8000,
-                                         ssl=parsed.scheme == "https", settings=settings)
+            https = parsed.scheme == "https"
+            client = chromadb.HttpClient(
+                host=parsed.hostname or "127.0.0.1", port=parsed.port or (443 if https else 8000),
+                ssl=https, settings=settings, tenant=access.tenant, database=access.database,
+                headers={"x-chroma-token": access.token} if access.token else None)
             client.heartbeat()
-            log.info("store: Chroma server at %s", chroma_url)
+            log.info("store: Chroma server at %s (tenant %s, database %s)", chroma_url,
+                     access.tenant, access.database)
         else:
             data_dir.mkdir(parents=True, exist_ok=True)
             client = chromadb.PersistentClient(path=str(data_dir / "chroma"), settings=settings)
@@ -134,6 +150,12 @@ def open_client(data_dir: Path, chroma_url: str | None) -> Any:
         where = chroma_url or str(data_dir)
         hint = ("start it (chroma run --path DIR --host 127.0.0.1 --port PORT) or unset "
                 "RAG_CHROMA_URL" if chroma_url else "check the folder is writable (RAG_DATA_DIR)")
+        text = str(exc).lower()
+        if chroma_url and any(s in text for s in ("tenant", "database")):
+            hint = (f"check RAG_CHROMA_TENANT ({access.tenant}) and RAG_CHROMA_DATABASE "
+                    f"({access.database}) name ones that exist on that server")
+        elif chroma_url and any(s in text for s in ("401", "403", "unauthori", "forbidden")):
+            hint = "check RAG_CHROMA_TOKEN"
         raise StoreUnavailable(f"cannot open the Chroma store at {where}: {exc}; {hint}") from exc
     return client
 

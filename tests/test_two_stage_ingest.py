@@ -72,7 +72,7 @@ def test_no_passage_twice_and_no_removed_one_while_vectors_fill_in(
         batches += 1
         if batches == 2:
             assert store.remove_article(removed)
-        for question in QUESTIONS + [articles[3].title, articles[5].title]:
+        for question in [*QUESTIONS, articles[3].title, articles[5].title]:
             found = [p.passage_id for p in retriever.retrieve(question, 20)]
             assert len(found) == len(set(found)), question
             if batches >= 2:

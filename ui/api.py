@@ -212,8 +212,11 @@ class StoreHealth(BaseModel):
     reachable: bool
     writable: bool | None = None
     problem: str | None = Field(None, description="Why the store cannot be written.")
-    passages: int | None = None
+    passages: int | None = Field(None, description="Stored passages, embedded or not.")
     articles: int | None = None
+    embedded: int | None = Field(None, description="Passages with their vector.")
+    waiting: int | None = Field(None, description="Passages waiting for their vector (found "
+                                "by their words until then; embedded in the background).")
 
 
 class Health(BaseModel):

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
                            "derived indexes.")
     chroma_url: str | None = Field(None, description="Use a Chroma server at this URL "
                                    "(e.g. http://127.0.0.1:8000) instead of the data folder.")
+    chroma_tenant: str = Field("default_tenant", description="Tenant of the Chroma server "
+                               "(Chroma Cloud: yours; a local `chroma run`: default_tenant).")
+    chroma_database: str = Field("default_database", description="Database inside that "
+                                 "tenant; it must exist.")
+    chroma_token: SecretStr | None = Field(None, description="Token for the Chroma server, "
+                                           "sent as the x-chroma-token header (a Chroma "
+                                           "Cloud API key); never logged.")
     collection: str = Field("articles", description="Collection (corpus) name inside the store.")
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
     max_file_mb: float = Field(25.0, gt=0, description="Files larger than this are refused at "

@@ -15,7 +15,7 @@ from index.fetch import FetchOptions
 from index.ingest import SplitOptions
 from index.lexical import LexicalIndex
 from index.lock import WriteLock
-from index.store import PassageStore, open_client
+from index.store import ChromaAccess, PassageStore, open_client
 from rag.answerers import Answerer, ExtractiveAnswerer, ExtractiveOptions
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
@@ -49,11 +49,17 @@ def embedder_name(settings: Settings) -> str:
 
 def build_store(settings: Settings, create: bool = True) -> PassageStore:
     """The store of ``settings.collection``; without ``create`` a missing one is an error."""
-    client = open_client(settings.data_dir, settings.chroma_url)
+    client = open_client(settings.data_dir, settings.chroma_url, chroma_access(settings))
     where = settings.chroma_url or str(settings.data_dir)
     return PassageStore(client, settings.collection, embedder_name(settings), where=where,
                         create=create,
                         data_dir=None if settings.chroma_url else settings.data_dir)
+
+
+def chroma_access(settings: Settings) -> ChromaAccess:
+    """The tenant, database and token of the Chroma server (RAG_CHROMA_*)."""
+    token = settings.chroma_token.get_secret_value() if settings.chroma_token else None
+    return ChromaAccess(settings.chroma_tenant, settings.chroma_database, token)
 
 
 def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
