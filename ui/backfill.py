@@ -61,6 +61,10 @@ class BackgroundEmbedder:
         """Embed every collection's pending passages, if no other process of this data
         folder is doing it; returns how many got their vector."""
         settings = self.service.settings
+        if self.service.base.store.write_problem() is not None:
+            # A full disk: nothing can be stored, and Chroma calls from this thread beside a
+            # request's, after a failed compaction, were seen to hang both.
+            return 0
         lease = WriteLock(settings.data_dir, timeout=0, name=EMBED_LOCK)
         try:
             lease.acquire()
