@@ -239,10 +239,23 @@ class OpenAIEmbedder:
         self._cache = _QueryCache()
         log.info("embedding model: %s (OpenAI-compatible API at %s)", model,
                  base_url or "api.openai.com")
+        if model == MINILM_NAME:
+            self._check_minilm()
 
     @property
     def name(self) -> str:
-        return f"openai:{self._model}"
+        """``openai:MODEL``; the MiniLM model served by another `rag serve` keeps its own
+        name (its vectors were checked), so its collections mix with local ones."""
+        return MINILM_NAME if self._model == MINILM_NAME else f"openai:{self._model}"
+
+    def _check_minilm(self) -> None:
+        reference = load_reference()
+        got = self.embed(list(REFERENCE_SENTENCES))
+        cosine = float((got * reference).sum(axis=1).min()) if reference is not None else 0.0
+        if cosine < MIN_COSINE:
+            raise EmbedderError(f"the embeddings server at {self._client.base_url} does not "
+                                f"give {MINILM_NAME}'s vectors (cosine {cosine:.4f}): name its "
+                                "model as it names it (RAG_EMBED_MODEL)")
 
     def embed(self, texts: Sequence[str],
               progress: Callable[[int], None] | None = None) -> Vectors:

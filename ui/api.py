@@ -503,6 +503,7 @@ def create_api(service: ArticleService) -> FastAPI:
     from swagger_ui_bundle import swagger_ui_path
 
     from ui.api_sources import sources
+    from ui.embeddings_api import embeddings
     from ui.openai_api import v1
 
     app = FastAPI(title="rag-articles", version="0.1.0", docs_url=None, redoc_url=None,
@@ -516,6 +517,7 @@ def create_api(service: ArticleService) -> FastAPI:
     app.include_router(api)
     app.include_router(sources)
     app.include_router(v1)
+    app.include_router(embeddings)
     app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger-static")
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     for prefix in ("/api", "/v1"):

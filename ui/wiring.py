@@ -40,10 +40,10 @@ def build_embedder(settings: Settings) -> Embedder:
 
 def embedder_name(settings: Settings) -> str:
     """The embedder's name without loading it (for opening a store cheaply)."""
-    if settings.embedder == "openai":
-        return f"openai:{settings.embed_model}"
     from index.embedder import MINILM_NAME
 
+    if settings.embedder == "openai" and settings.embed_model != MINILM_NAME:
+        return f"openai:{settings.embed_model}"
     return MINILM_NAME
 
 
