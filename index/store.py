@@ -309,6 +309,13 @@ class PassageStore:
         """Why a write would fail now (the data folder's disk is full), or None."""
         return disk_full(self.data_dir)
 
+    def _refuse_when_full(self) -> None:
+        """No write starts on a (nearly) full disk: a write Chroma logged but cannot compact
+        makes every later read of that collection fail, or hang, until space is freed."""
+        problem = self.write_problem()
+        if problem is not None:
+            raise StoreFull(problem)
+
     def passage_count(self) -> int:
         """Stored passages, embedded or waiting for their vector."""
         return self.embedded_count() + self.pending_count()
@@ -346,6 +353,7 @@ class PassageStore:
         """
         if not batch:
             return
+        self._refuse_when_full()
         # The write token changes before and after, so a derived index built while the write
         # was under way (or before a crash in the middle of it) is seen as stale.
         self._mark_write(done=False)
@@ -415,6 +423,7 @@ class PassageStore:
         being embedded is not brought back. The move is an add, then a delete: a kill
         between them leaves the passage in both places, and the next fill moves it again.
         """
+        self._refuse_when_full()
         current = {p.id: p for p in self._pending.get([p.id for p in items])}
         done = {a.id for a in self.articles(list({p.article_id for p in items}))}
         rows = [n for n, p in enumerate(items) if p.article_id in done

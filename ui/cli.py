@@ -154,12 +154,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     quiet = getattr(args, "quiet", False)
     urls = [p for p in args.paths if looks_like_url(p)]
     paths = [p for p in args.paths if not looks_like_url(p)]
-    store = build_store(settings)
     # Loaded only if something needs embedding: re-ingesting an unchanged corpus skips the model.
     embedder = LazyEmbedder(embedder_name(settings), lambda: build_embedder(settings))
     results = chain(read_paths(paths, int(settings.max_file_mb * 1_000_000)),
                     _fetched(urls, settings, quiet))
+    # The first stage holds the data folder's lock; the second takes it per batch it stores.
     with write_lock(settings, on_wait=lambda msg: print(f"rag: {msg}", file=sys.stderr)):
+        store = build_store(settings)
         report = ingest_results(results, store, embedder, options=split_options(settings),
                                 progress=not quiet, prune=args.prune, wait=False)
     if not args.no_wait and report.waiting:
