@@ -10,6 +10,9 @@ the baseline's (1.0: the same vectors). Options:
 - ``ov-latency`` / ``ov-throughput``: OpenVINO with that performance hint, 256 tokens
 - ``ov-latency-128`` ...: the same reading at most 128 tokens of each passage
 - ``ov-1thread``: OpenVINO with one inference thread (the other core left to the server)
+- ``-bs8``: batches of 8 passages instead of 32
+- ``ov-f32``: OpenVINO computing in float32 where it would use bfloat16 (CPUs with AVX-512
+  BF16 use it by default: slightly different vectors)
 - ``dedupe``: the best OpenVINO option embedding each distinct text once
 
     python -m bench.embed_bench                       # the whole dev corpus, one round
@@ -41,6 +44,10 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "ov-latency": {"runtime": "openvino", "hint": "LATENCY"},
     "ov-throughput": {"runtime": "openvino", "hint": "THROUGHPUT"},
     "ov-1thread": {"runtime": "openvino", "hint": "LATENCY", "threads": 1},
+    "ov-latency-bs8": {"runtime": "openvino", "hint": "LATENCY", "batch_size": 8},
+    "ov-1thread-bs8": {"runtime": "openvino", "hint": "LATENCY", "threads": 1, "batch_size": 8},
+    "ov-f32": {"runtime": "openvino", "hint": "LATENCY",
+               "options": {"INFERENCE_PRECISION_HINT": "f32"}},
     "ort-128": {"runtime": "onnxruntime", "max_tokens": 128},
     "ov-latency-128": {"runtime": "openvino", "hint": "LATENCY", "max_tokens": 128},
     "ov-throughput-128": {"runtime": "openvino", "hint": "THROUGHPUT", "max_tokens": 128},

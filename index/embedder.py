@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -93,9 +93,10 @@ class MiniLMEmbedder:
 
     def __init__(self, threads: int = 0, batch_size: int = 32, query_cache: int = 512,
                  runtime: RuntimeChoice = "auto", max_tokens: int = MINILM_MAX_TOKENS,
-                 hint: Hint = "LATENCY") -> None:
+                 hint: Hint = "LATENCY", options: Mapping[str, Any] | None = None) -> None:
         """``runtime``: see :func:`index.runtimes.open_runtime`; ``max_tokens`` (at most 256)
-        is how much of a passage is read: the vectors stay in the same space either way."""
+        is how much of a passage is read: the vectors stay in the same space either way;
+        ``hint`` and ``options`` tune OpenVINO (bench/embed_bench.py compares them)."""
         from tokenizers import Tokenizer
 
         model_path = minilm_model_path()
@@ -112,7 +113,8 @@ class MiniLMEmbedder:
         self._batch_size = batch_size
         self._cache = _QueryCache(query_cache)
         try:
-            self._runtime = open_runtime(model_path, runtime, threads, self._check, hint)
+            self._runtime = open_runtime(model_path, runtime, threads, self._check, hint,
+                                         options)
         except RuntimeUnavailable as exc:
             raise EmbedderError(f"RAG_EMBED_RUNTIME={runtime}: {exc}; use auto or "
                                 "onnxruntime") from exc

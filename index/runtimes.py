@@ -13,6 +13,7 @@ vectors onnxruntime gave for them (``minilm_reference.npy``, made by
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -78,7 +79,9 @@ class OpenVINOSession:
 
     name = "openvino"
 
-    def __init__(self, model_path: Path, threads: int = 0, hint: Hint = "LATENCY") -> None:
+    def __init__(self, model_path: Path, threads: int = 0, hint: Hint = "LATENCY",
+                 options: Mapping[str, Any] | None = None) -> None:
+        """``options``: more OpenVINO CPU properties (e.g. INFERENCE_PRECISION_HINT)."""
         try:
             import openvino as ov
         except ImportError as exc:
@@ -86,7 +89,7 @@ class OpenVINOSession:
         try:
             core = ov.Core()
             model = core.read_model(str(model_path))
-            config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+            config: dict[str, Any] = {"PERFORMANCE_HINT": hint, **(options or {})}
             if threads:
                 config["INFERENCE_NUM_THREADS"] = threads
             self._compiled = core.compile_model(model, "CPU", config)
@@ -103,7 +106,8 @@ class OpenVINOSession:
 
 
 def open_runtime(model_path: Path, choice: RuntimeChoice, threads: int = 0,
-                 check: Any = None, hint: Hint = "LATENCY") -> InferenceRuntime:
+                 check: Any = None, hint: Hint = "LATENCY",
+                 options: Mapping[str, Any] | None = None) -> InferenceRuntime:
     """The runtime ``choice`` names; ``auto`` is OpenVINO when it works here, else onnxruntime.
 
     ``check(runtime)`` must raise RuntimeUnavailable when the runtime's vectors differ from
@@ -112,7 +116,7 @@ def open_runtime(model_path: Path, choice: RuntimeChoice, threads: int = 0,
     if choice == "onnxruntime":
         return OnnxRuntimeSession(model_path, threads)
     try:
-        runtime: InferenceRuntime = OpenVINOSession(model_path, threads, hint)
+        runtime: InferenceRuntime = OpenVINOSession(model_path, threads, hint, options)
         if check is not None:
             check(runtime)
         return runtime

@@ -29,9 +29,6 @@ from rag.answerers import Turn
 from rag.filters import Filters
 from rag.result import Answer
 from ui.jobs import Job, WriteQueue
-
-if TYPE_CHECKING:
-    from ui.backfill import BackgroundEmbedder
 from ui.settings import Settings
 from ui.uploads import safe_filename
 from ui.wiring import (
@@ -45,6 +42,9 @@ from ui.wiring import (
     split_options,
     write_lock,
 )
+
+if TYPE_CHECKING:
+    from ui.backfill import BackgroundEmbedder
 
 log = logging.getLogger(__name__)
 
