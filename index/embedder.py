@@ -11,12 +11,23 @@ import importlib.util
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from index.runtimes import (
+    MIN_COSINE,
+    REFERENCE_SENTENCES,
+    Hint,
+    InferenceRuntime,
+    RuntimeChoice,
+    RuntimeUnavailable,
+    load_reference,
+    open_runtime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +86,17 @@ def _normalise(vectors: npt.NDArray[Any]) -> Vectors:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 through onnxruntime: no torch, no model hub, weights checked by sha256."""
+    """all-MiniLM-L6-v2 through OpenVINO or onnxruntime: no torch, no model hub, weights
+    checked by sha256."""
 
     name = MINILM_NAME
 
-    def __init__(self, threads: int = 0, batch_size: int = 32, query_cache: int = 512) -> None:
-        import onnxruntime as ort
+    def __init__(self, threads: int = 0, batch_size: int = 32, query_cache: int = 512,
+                 runtime: RuntimeChoice = "auto", max_tokens: int = MINILM_MAX_TOKENS,
+                 hint: Hint = "LATENCY", options: Mapping[str, Any] | None = None) -> None:
+        """``runtime``: see :func:`index.runtimes.open_runtime`; ``max_tokens`` (at most 256)
+        is how much of a passage is read: the vectors stay in the same space either way;
+        ``hint`` and ``options`` tune OpenVINO (bench/embed_bench.py compares them)."""
         from tokenizers import Tokenizer
 
         model_path = minilm_model_path()
@@ -88,24 +104,35 @@ class MiniLMEmbedder:
         if digest != MINILM_SHA256:
             raise EmbedderError(f"{model_path} has sha256 {digest[:12]}…, expected "
                                 f"{MINILM_SHA256[:12]}…: reinstall {MINILM_PACKAGE}==1.0.0")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        # Idle threads sleep instead of spinning: a spinning pool delays the Chroma query that
-        # follows every question embedding and steals cores on a shared laptop.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(model_path), options,
-                                             providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
         # One model run at a time: each run already uses every core, so concurrent requests'
         # runs would only thrash the caches and starve the server's event loop.
         self._run_lock = threading.Lock()
         self._tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
-        self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
         self._tokenizer.no_padding()  # the file pads to 128; we pad each batch to its longest
+        self._tokenizer.enable_truncation(min(max_tokens, MINILM_MAX_TOKENS))
         self._batch_size = batch_size
         self._cache = _QueryCache(query_cache)
-        log.info("embedding model: %s (onnxruntime, %s)", self.name, model_path)
+        try:
+            self._runtime = open_runtime(model_path, runtime, threads, self._check, hint,
+                                         options)
+        except RuntimeUnavailable as exc:
+            raise EmbedderError(f"RAG_EMBED_RUNTIME={runtime}: {exc}; use auto or "
+                                "onnxruntime") from exc
+        self.runtime = self._runtime.name
+        log.info("embedding model: %s (%s, %s)", self.name, self.runtime, model_path)
+
+    def _check(self, runtime: InferenceRuntime) -> None:
+        """Refuse a runtime whose vectors are not onnxruntime's: the collection's model name
+        promises vectors comparable with those already stored."""
+        reference = load_reference()
+        if reference is None:
+            raise RuntimeUnavailable("the reference vectors (minilm_reference.npy) are missing")
+        ids = [e.ids for e in self._tokenizer.encode_batch(list(REFERENCE_SENTENCES))]
+        got = _pool(runtime.run(_feeds(ids)), _feeds(ids)["attention_mask"])
+        cosine = float((got * reference).sum(axis=1).min())
+        if cosine < MIN_COSINE:
+            raise RuntimeUnavailable(f"{runtime.name}'s vectors differ from onnxruntime's "
+                                     f"(cosine {cosine:.4f} < {MIN_COSINE})")
 
     def embed(self, texts: Sequence[str],
               progress: Callable[[int], None] | None = None) -> Vectors:
@@ -124,19 +151,27 @@ class MiniLMEmbedder:
 
     def _run(self, rows: list[list[int]]) -> Vectors:
         """Mean-pooled, normalised vectors of token id rows, padded to the longest."""
-        ids = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
-        for n, row in enumerate(rows):
-            ids[n, :len(row)] = row
-        mask = (np.arange(ids.shape[1]) < np.array([len(r) for r in rows])[:, None])
-        mask = mask.astype(np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(ids)
+        feeds = _feeds(rows)
         with self._run_lock:
-            hidden = self._session.run(["last_hidden_state"], feeds)[0]
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return _normalise(pooled)
+            hidden = self._runtime.run(feeds)
+        return _pool(hidden, feeds["attention_mask"])
+
+
+def _feeds(rows: list[list[int]]) -> dict[str, npt.NDArray[np.int64]]:
+    """Token id rows as the model's inputs: ids padded with 0 to the longest, its mask."""
+    ids = np.zeros((len(rows), max(len(r) for r in rows)), dtype=np.int64)
+    for n, row in enumerate(rows):
+        ids[n, :len(row)] = row
+    mask = (np.arange(ids.shape[1]) < np.array([len(r) for r in rows])[:, None])
+    return {"input_ids": ids, "attention_mask": mask.astype(np.int64),
+            "token_type_ids": np.zeros_like(ids)}
+
+
+def _pool(hidden: npt.NDArray[Any], mask: npt.NDArray[np.int64]) -> Vectors:
+    """Mean of the real tokens' hidden states, L2-normalised (sentence-transformers' pooling)."""
+    weights = mask[:, :, None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    return _normalise(pooled)
 
 
 def _batches(order: list[int], lengths: list[int], size: int,
@@ -206,10 +241,23 @@ class OpenAIEmbedder:
         self._cache = _QueryCache()
         log.info("embedding model: %s (OpenAI-compatible API at %s)", model,
                  base_url or "api.openai.com")
+        if model == MINILM_NAME:
+            self._check_minilm()
 
     @property
     def name(self) -> str:
-        return f"openai:{self._model}"
+        """``openai:MODEL``; the MiniLM model served by another `rag serve` keeps its own
+        name (its vectors were checked), so its collections mix with local ones."""
+        return MINILM_NAME if self._model == MINILM_NAME else f"openai:{self._model}"
+
+    def _check_minilm(self) -> None:
+        reference = load_reference()
+        got = self.embed(list(REFERENCE_SENTENCES))
+        cosine = float((got * reference).sum(axis=1).min()) if reference is not None else 0.0
+        if cosine < MIN_COSINE:
+            raise EmbedderError(f"the embeddings server at {self._client.base_url} does not "
+                                f"give {MINILM_NAME}'s vectors (cosine {cosine:.4f}): name its "
+                                "model as it names it (RAG_EMBED_MODEL)")
 
     def embed(self, texts: Sequence[str],
               progress: Callable[[int], None] | None = None) -> Vectors:

@@ -1,16 +1,24 @@
-"""Read → split → embed → store, skipping what is already stored unchanged."""
+"""Read → split → store → embed, skipping what is already stored unchanged.
+
+Two stages: every new or changed article is first stored with its passages pending (found
+by BM25 at once, :mod:`index.pending`), then the pending passages are embedded
+(:mod:`index.backfill`). ``wait=False`` stops after the first stage; `rag serve` or the next
+ingest does the second.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from index.backfill import Backfill, LockFactory, embed_pending
 from index.clean import clean_article
 from index.embedder import Embedder, Vectors
 from index.passages import split_article
@@ -37,30 +45,39 @@ class SplitOptions:
 
 def embedding_text(article: Article, passage: Passage, options: SplitOptions) -> str:
     """The text embedded for a passage: its title gives a mid-article passage its topic."""
+    prefix = embedding_prefix(article, passage, options)
+    return f"{prefix}\n{passage.text}" if prefix else passage.text
+
+
+def embedding_prefix(article: Article, passage: Passage, options: SplitOptions) -> str:
+    """What is embedded before the passage's text: its article's title, or nothing."""
     if options.title_in_embedding and article.title and not passage.text.startswith(
             article.title[:40]):
-        return f"{article.title}\n{passage.text}"
-    return passage.text
+        return article.title
+    return ""
 
 
 def ingest_paths(paths: Iterable[str | Path], store: PassageStore, embedder: Embedder, *,
                  max_bytes: int, options: SplitOptions | None = None,
-                 progress: bool = True, prune: bool = False) -> IngestReport:
+                 progress: bool = True, prune: bool = False, wait: bool = True) -> IngestReport:
     """Ingest every article found under ``paths``; failures are reported, never raised."""
     return ingest_results(read_paths(paths, max_bytes), store, embedder, options=options,
-                          progress=progress, prune=prune)
+                          progress=progress, prune=prune, wait=wait)
 
 
 def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder: Embedder, *,
                    options: SplitOptions | None = None, progress: bool = True,
                    on_failure: Callable[[ReadFailure], None] | None = None,
                    on_progress: Callable[[int, int], None] | None = None,
-                   prune: bool = False) -> IngestReport:
+                   prune: bool = False, wait: bool = True,
+                   lock: LockFactory = nullcontext) -> IngestReport:
     """Ingest already-read articles (the API's uploads come this way too).
 
     Stored articles of a record file that the file no longer holds are reported in
     ``report.missing``, and removed only with ``prune`` (never for a file with failures).
-    ``on_progress(done, total)`` follows the passages as they are embedded.
+    ``on_progress(done, total)`` follows the passages as they are stored, then (with
+    ``wait``) as the collection's pending passages are embedded, ``lock`` held for each
+    batch of them stored (the caller may hold the write lock already: then the default).
     """
     options = options or SplitOptions()
     report = IngestReport()
@@ -78,10 +95,37 @@ def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder:
                 for a in batch.articles.values()]
     work, reuse = _plan(articles, store, report, options)
     _missing_records(batch, store, report, prune)
-    total = sum(len(p) for _, p in work)
-    bar = tqdm(total=total, unit="passage", desc=f"embedding ({embedder.name})",
-               disable=not progress or total == 0)
+    _store_searchable(work, store, options, reuse, report, progress, on_progress)
+    if wait:
+        report.embedded += embed_waiting(store, embedder, progress=progress,
+                                         on_progress=on_progress, lock=lock).embedded
+    report.waiting = store.pending_count()
+    return report
 
+
+def _store_searchable(work: Sequence[tuple[Article, list[Passage]]], store: PassageStore,
+                      options: SplitOptions, reuse: dict[str, Vectors], report: IngestReport,
+                      progress: bool, on_progress: Callable[[int, int], None] | None) -> None:
+    """The first stage: every article stored, round by round, its passages pending unless
+    their vectors are known; each round is searchable by its words once written."""
+    total = sum(len(p) for _, p in work)
+    with tqdm(total=len(work), unit="article", desc="searchable",
+              disable=not progress or not work) as bar:
+        for start in range(0, len(work), _ROUND):
+            part = work[start:start + _ROUND]
+            _store_round(part, store, options, reuse)
+            report.passages += sum(len(p) for _, p in part)
+            bar.update(len(part))
+            if on_progress is not None:
+                on_progress(report.passages, total)
+
+
+def embed_waiting(store: PassageStore, embedder: Embedder, *, progress: bool = True,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  lock: LockFactory = nullcontext) -> Backfill:
+    """The second stage: every pending passage of the collection embedded (this run's, and
+    any an earlier run or a killed one left), under a progress bar."""
+    total = store.pending_count()
     done = 0
 
     def advance(n: int) -> None:
@@ -91,12 +135,9 @@ def ingest_results(results: Iterable[ReadResult], store: PassageStore, embedder:
         if on_progress is not None:
             on_progress(done, total)
 
-    with bar:
-        for start in range(0, len(work), _ROUND):
-            report.embedded += _embed_and_store(work[start:start + _ROUND], store, embedder,
-                                                options, reuse, advance)
-            report.passages += sum(len(p) for _, p in work[start:start + _ROUND])
-    return report
+    with tqdm(total=total, unit="passage", desc=f"embedding ({embedder.name})",
+              disable=not progress or total == 0) as bar:
+        return embed_pending(store, embedder, progress=advance, lock=lock)
 
 
 @dataclass
@@ -177,26 +218,25 @@ def _plan(articles: Sequence[Article], store: PassageStore, report: IngestReport
     return work, reuse
 
 
-def _embed_and_store(work: Sequence[tuple[Article, list[Passage]]], store: PassageStore,
-                     embedder: Embedder, options: SplitOptions, reuse: dict[str, Vectors],
-                     advance: Callable[[int], None]) -> int:
-    """Embed the round's passages not already known, store them; returns how many were embedded."""
+def _store_round(work: Sequence[tuple[Article, list[Passage]]], store: PassageStore,
+                 options: SplitOptions, reuse: dict[str, Vectors]) -> None:
+    """Store one round of articles: passages whose embedded text already has a vector (an
+    edit's unchanged passages, a text stored before) with it, the others pending."""
+    prefixes = [embedding_prefix(a, p, options) for a, passages in work for p in passages]
     texts = [embedding_text(a, p, options) for a, passages in work for p in passages]
     hashes = [text_hash(t) for t in texts]
-    todo = {h: t for h, t in zip(hashes, texts, strict=True) if h not in reuse}  # unique texts
-    if len(todo) < len(texts):
-        advance(len(texts) - len(todo))
-    if todo:
-        fresh = embedder.embed(list(todo.values()), progress=advance)
-        reuse = {**reuse, **dict(zip(todo, fresh, strict=True))}
-    vectors = np.stack([reuse[h] for h in hashes]) if hashes else np.zeros((0, 0), np.float32)
+    known = {**store.vectors_for_hashes([h for h in hashes if h not in reuse]), **reuse}
+    width = len(next(iter(known.values()))) if known else 1
+    missing = np.full(width, np.nan, dtype=np.float32)  # "not embedded yet"
+    vectors = (np.stack([known.get(h, missing) for h in hashes]) if hashes
+               else np.zeros((0, width), np.float32))
     batch: list[tuple[Article, list[Passage], Vectors]] = []
     offset = 0
     for article, passages in work:
         batch.append((article, passages, vectors[offset:offset + len(passages)]))
         offset += len(passages)
-    store.write_articles(batch, hashes)  # one round, a few Chroma calls, not three per article
-    return len(todo)
+    # one round, a few Chroma calls, not three per article
+    store.write_articles(batch, hashes, prefixes)
 
 
 def text_hash(text: str) -> str:

@@ -26,11 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from index.filters import Filters, day_number
+from index.lock import WriteLock
 from index.store import PassageStore, full_error
 
 log = logging.getLogger(__name__)
 
 _META = "passages.json"
+_REBUILD_WAIT = 600.0  # seconds a process waits for another one's rebuild (100k: ~1 min)
 
 
 @lru_cache(maxsize=1)
@@ -98,9 +100,10 @@ class LexicalIndex:
         self.rebuilds = 0  # how many times this process rebuilt the index (tests, logs)
 
     def stamp(self) -> str:
-        """What the index must have been built from: counts and the store's write token."""
-        token = self._store.write_token()  # first: a write after this makes the stamp stale
-        return f"{self._store.passage_count()}:{self._store.article_count()}:{token}"
+        """What the index must have been built from (``PassageStore.content_stamp``: the
+        write token, and counts while a write is unfinished); a passage getting its vector
+        leaves it as it was, since its text stays."""
+        return self._store.content_stamp()
 
     def search(self, question: str, k: int,
                where: Filters | None = None) -> list[tuple[str, float]]:
@@ -154,9 +157,20 @@ class LexicalIndex:
                 return self._built
             loaded = self._load()
             if loaded is None or loaded.stamp != stamp:
-                loaded = self._rebuild(stamp)
+                loaded = self._rebuild_shared(stamp)
             self._built = loaded
             return loaded
+
+    def _rebuild_shared(self, stamp: str) -> _Built:
+        """Rebuild, unless another process sharing this data folder (a second `rag serve`)
+        has just done it: they take turns on a file lock, and whoever comes second loads
+        the first one's index instead of building its own."""
+        with WriteLock(self.folder.parent, timeout=_REBUILD_WAIT,
+                       name=f".{self.folder.name}.lock"):
+            loaded = self._load()
+            if loaded is not None and loaded.stamp == stamp:
+                return loaded
+            return self._rebuild(stamp)
 
     def _load(self) -> _Built | None:
         """The saved index, or None when it is missing or damaged in any way (a truncated
@@ -166,9 +180,9 @@ class LexicalIndex:
         try:
             meta = json.loads((self.folder / _META).read_text(encoding="utf-8"))
             model = articles = None
-            if meta["ids"]:
-                model = bm25s.BM25.load(str(self.folder / "passages"))
-                articles = bm25s.BM25.load(str(self.folder / "articles"))
+            if meta["ids"]:  # memory-mapped: processes sharing the folder share the pages
+                model = bm25s.BM25.load(str(self.folder / "passages"), mmap=True)
+                articles = bm25s.BM25.load(str(self.folder / "articles"), mmap=True)
             built = _Built(model, articles, meta)
             if not _consistent(built):
                 raise ValueError("the saved index does not fit together")

@@ -30,8 +30,10 @@ class WriteLock:
     """
 
     def __init__(self, data_dir: Path, timeout: float,
-                 on_wait: Callable[[str], None] | None = None, poll: float = 0.2) -> None:
-        self.path = data_dir / LOCK_NAME
+                 on_wait: Callable[[str], None] | None = None, poll: float = 0.2,
+                 name: str = LOCK_NAME) -> None:
+        """``name``: the lock file; another name is another lock (e.g. who embeds)."""
+        self.path = data_dir / name
         self.timeout = timeout
         self.on_wait = on_wait
         self.poll = poll

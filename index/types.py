@@ -100,6 +100,7 @@ class IngestReport:
     # Stored articles of a record file that the file no longer holds: origin -> ids.
     missing: dict[str, list[str]] = field(default_factory=dict)
     pruned: int = 0  # of those, removed because the user asked (--prune)
+    waiting: int = 0  # passages of the collection stored but not embedded yet, afterwards
 
     @property
     def failed(self) -> int:
@@ -111,6 +112,9 @@ class IngestReport:
                 f"{self.passages}")
         if self.pruned:
             text += f"; {self.pruned} pruned"
+        if self.waiting:
+            text += (f"; {self.waiting} waiting for their vectors (searchable by their words "
+                     "now)")
         return text
 
     def missing_notes(self) -> list[str]:

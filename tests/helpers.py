@@ -173,6 +173,13 @@ class OutputWatcher:
         found = _PROGRESS.findall(self.text)
         return int(found[-1][0]) if found else 0
 
+    def progress(self, bar: str) -> int:
+        """What the progress bar whose label starts with ``bar`` last reported as done
+        ("searchable": articles stored, "embedding": passages embedded)."""
+        found = re.findall(rf"{re.escape(bar)}[^:\r\n]*:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+) \[",
+                           self.text)
+        return int(found[-1][0]) if found else 0
+
 
 def probe_store(data_dir: Path, collection: str = "articles") -> dict[str, dict[str, int]]:
     """Catalog passage counts and stored passage counts per article, read by a new process."""

@@ -15,7 +15,8 @@ from index.store import PassageStore, open_client
 
 
 def probe(data_dir: Path, collection: str = "articles") -> dict[str, dict[str, int]]:
-    """Per article: passages the catalog records, passages stored, passages BM25 indexed.
+    """Per article: passages the catalog records, passages stored (embedded or pending),
+    passages BM25 indexed, passages waiting for their vectors.
 
     Asking the BM25 index for a ranking makes it (re)build from the store, as a query would.
     """
@@ -29,8 +30,11 @@ def probe(data_dir: Path, collection: str = "articles") -> dict[str, dict[str, i
     indexed: dict[str, int] = {}
     for article_id in lexical._current().article_ids:
         indexed[str(article_id)] = indexed.get(str(article_id), 0) + 1
+    pending: dict[str, int] = {}
+    for waiting in store.pending_passages(limit=1_000_000):
+        pending[waiting.article_id] = pending.get(waiting.article_id, 0) + 1
     return {"catalog": {a.id: a.passages for a in store.articles()}, "stored": stored,
-            "bm25": indexed}
+            "bm25": indexed, "pending": pending}
 
 
 if __name__ == "__main__":

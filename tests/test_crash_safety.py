@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,44 +84,37 @@ def clean(corpus: tuple[Path, list[Article]], minilm: MiniLMEmbedder,
     return snapshot(data)
 
 
-def test_kill_9_mid_ingest_then_rerun_equals_a_clean_ingest(
-        corpus: tuple[Path, list[Article]], clean: dict[str, object], tmp_path: Path) -> None:
-    path, articles = corpus
-    expected_ids = {p.id for a in articles for p in split_article(a, 200, 40)}
-    first_round = sum(len(split_article(a, 200, 40)) for a in articles[:_ROUND])
-    data = tmp_path / "data"
-    env = rag_env(data)
-
-    process = start_rag("ingest", str(path), env=env)
+def _kill_when(path: Path, env: dict[str, str], ready: Callable[[OutputWatcher], bool],
+               *args: str) -> None:
+    """Start `rag ingest`, kill -9 it once ``ready`` holds for its progress output."""
+    process = start_rag("ingest", *args, str(path), env=env)
     try:
         watcher = OutputWatcher(process)
-        # The first round is embedded: its articles are being written now. Kill there.
-        assert watcher.wait_for(lambda _: watcher.embedded() >= first_round, timeout=180)
+        assert watcher.wait_for(lambda _: ready(watcher), timeout=300)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         stop_process(process)
     assert process.returncode == -signal.SIGKILL
 
-    # Every article counted as done has all its passages; others may be partly written.
+
+def _rerun_equals_clean(path: Path, data: Path, env: dict[str, str],
+                        articles: list[Article], clean: dict[str, object]) -> None:
+    """The same ingest again leaves exactly what an uninterrupted one does."""
+    expected_ids = {p.id for a in articles for p in split_article(a, 200, 40)}
     interrupted = probe_store(data)
     done_before = len(interrupted["catalog"])
-    assert done_before < len(articles), "the ingest finished before it was killed"
-    for article_id, count in interrupted["catalog"].items():
-        assert interrupted["stored"].get(article_id) == count, article_id
-    assert interrupted["bm25"] == interrupted["stored"]  # built from the interrupted store
-
     rerun = run_rag("ingest", "-q", str(path), env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{done_before} unchanged" in rerun.stdout, rerun.stdout
 
     store = open_store(data)
     assert_consistent(store)
-    # The BM25 index built from the interrupted store is stale now: the next query rebuilds
-    # it, and it then holds exactly the stored passages.
+    assert store.pending_count() == 0
+    # The BM25 index built from the interrupted store is stale if the re-run wrote
+    # anything: the next query rebuilds it, and it then holds exactly the stored passages.
     lexical = LexicalIndex(store, data / "bm25" / "articles")
     lexical.rank("harbour", 1, 0)
-    assert lexical.rebuilds == 1
     assert sorted(lexical._current().ids) == sorted(expected_ids)
     got = snapshot(data)
     assert set(got["ids"]) == expected_ids  # type: ignore[arg-type]
@@ -130,6 +124,59 @@ def test_kill_9_mid_ingest_then_rerun_equals_a_clean_ingest(
     assert got["metadatas"] == clean["metadatas"]
     for pid, vector in clean["embeddings"].items():  # type: ignore[attr-defined]
         assert np.allclose(got["embeddings"][pid], vector, atol=1e-3), pid  # type: ignore[index]
+
+
+def _probe_is_consistent(data: Path) -> dict[str, dict[str, int]]:
+    """Every article counted as done has all its passages (embedded or pending), and the
+    BM25 index built from the interrupted store holds exactly those."""
+    interrupted = probe_store(data)
+    for article_id, count in interrupted["catalog"].items():
+        assert interrupted["stored"].get(article_id) == count, article_id
+    assert interrupted["bm25"] == interrupted["stored"]
+    return interrupted
+
+
+def test_kill_9_while_storing_then_rerun_equals_a_clean_ingest(
+        corpus: tuple[Path, list[Article]], clean: dict[str, object], tmp_path: Path) -> None:
+    path, articles = corpus
+    data = tmp_path / "data"
+    env = rag_env(data)
+    # The first round of articles is stored: the second is being written. Kill there.
+    _kill_when(path, env, lambda w: w.progress("searchable") >= _ROUND)
+    interrupted = _probe_is_consistent(data)
+    assert len(interrupted["catalog"]) >= _ROUND
+    _rerun_equals_clean(path, data, env, articles, clean)
+
+
+def test_kill_9_while_embedding_then_rerun_equals_a_clean_ingest(
+        corpus: tuple[Path, list[Article]], clean: dict[str, object], tmp_path: Path) -> None:
+    """Between the stages: every article stored and searchable, some passages embedded."""
+    path, articles = corpus
+    data = tmp_path / "data"
+    env = rag_env(data)
+    _kill_when(path, env, lambda w: w.progress("embedding") >= 64)
+    interrupted = _probe_is_consistent(data)
+    assert len(interrupted["catalog"]) == len(articles)
+    waiting = sum(interrupted["pending"].values())
+    assert 0 < waiting < sum(interrupted["catalog"].values()), "killed before or after"
+    _rerun_equals_clean(path, data, env, articles, clean)
+
+
+def test_no_wait_then_kill_9_in_the_second_stage_then_rerun_equals_a_clean_ingest(
+        corpus: tuple[Path, list[Article]], clean: dict[str, object], tmp_path: Path) -> None:
+    """`--no-wait` stores and stops: answerable at once; a later ingest embeds (killed
+    half-way here), and its re-run finishes."""
+    path, articles = corpus
+    data = tmp_path / "data"
+    env = rag_env(data)
+    stored = run_rag("ingest", "--no-wait", str(path), env=env)
+    assert stored.returncode == 0, stored.stderr
+    assert "waiting for their vectors" in stored.stdout
+    first = probe_store(data)
+    assert first["pending"] == first["catalog"]  # every passage waits; none has a vector
+    _kill_when(path, env, lambda w: w.progress("embedding") >= 64)
+    _probe_is_consistent(data)
+    _rerun_equals_clean(path, data, env, articles, clean)
 
 
 def test_half_stored_article_is_not_counted_as_done(

@@ -115,20 +115,17 @@ def test_bm25_index_written_by_another_process_is_reused(
     assert other.rebuilds == 0
 
 
-class _FailsAfterFirstRound:
-    """The real embedder, interrupted after its first batch round (like a crash or ^C)."""
+class _Interrupted:
+    """The real embedder, interrupted at its first batch (like a crash or ^C while the
+    second stage embeds)."""
 
     def __init__(self, inner: MiniLMEmbedder) -> None:
         self._inner = inner
         self.name = inner.name
-        self.calls = 0
 
     def embed(self, texts: Sequence[str],
               progress: Callable[[int], None] | None = None) -> Vectors:
-        self.calls += 1
-        if self.calls > 1:
-            raise KeyboardInterrupt
-        return self._inner.embed(texts, progress)
+        raise KeyboardInterrupt
 
     def embed_query(self, text: str) -> Vectors:
         return self._inner.embed_query(text)
@@ -139,11 +136,12 @@ def test_bm25_index_catches_up_after_interrupted_ingest_and_rerun(
     many = [_article(f"note-{i}", f"Note {i}", f"Field note number {i} mentions the word "
                      f"kestrel{i} once.", "notes.example", "2022-06-01") for i in range(40)]
     with pytest.raises(KeyboardInterrupt):
-        ingest_results(many, store, _FailsAfterFirstRound(embedder), progress=False)
-    written = store.article_count()
-    assert 0 < written < 40
+        ingest_results(many, store, _Interrupted(embedder), progress=False)
+    # Stored in the first stage, searchable by their words, no vector yet.
+    assert store.article_count() == 40 and store.pending_count() == 40
     assert len(lexical.search("field note", 100)) == store.passage_count()
     _ingest(store, embedder, many)
+    assert store.pending_count() == 0 and store.embedded_count() == 40
     assert _articles_of(lexical.search("kestrel39", 3)) == {"note-39"}
     assert len(lexical.search("field note", 100)) == 40
 

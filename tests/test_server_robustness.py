@@ -158,6 +158,10 @@ def test_twenty_clients_query_while_an_ingest_runs(busy_server: LiveServer) -> N
     def ingest() -> dict[str, Any]:
         started = time.monotonic()
         result = upload(busy_server.url, json={"records": records})
+        # The upload returns once stored; its vectors are computed in the background after.
+        while httpx.get(f"{busy_server.url}/api/health",
+                        timeout=60).json()["store"]["waiting"]:
+            time.sleep(0.1)
         spans["ingest"] = (started, time.monotonic())
         return result
 

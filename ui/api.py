@@ -209,8 +209,11 @@ class StoreHealth(BaseModel):
     reachable: bool
     writable: bool | None = None
     problem: str | None = Field(None, description="Why the store cannot be written.")
-    passages: int | None = None
+    passages: int | None = Field(None, description="Stored passages, embedded or not.")
     articles: int | None = None
+    embedded: int | None = Field(None, description="Passages with their vector.")
+    waiting: int | None = Field(None, description="Passages waiting for their vector (found "
+                                "by their words until then; embedded in the background).")
 
 
 class Health(BaseModel):
@@ -508,6 +511,7 @@ def create_api(service: ArticleService) -> FastAPI:
     from fastapi.staticfiles import StaticFiles
 
     from ui.api_sources import sources
+    from ui.embeddings_api import embeddings
     from ui.openai_api import v1
 
     app = FastAPI(title="rag-articles", version="0.1.0", docs_url=None, redoc_url=None,
@@ -521,6 +525,7 @@ def create_api(service: ArticleService) -> FastAPI:
     app.include_router(api)
     app.include_router(sources)
     app.include_router(v1)
+    app.include_router(embeddings)
     app.mount("/docs/static", StaticFiles(directory=swagger_ui_files()), name="swagger-static")
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     for prefix in ("/api", "/v1"):

@@ -54,14 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", parents=[common], help="read articles into the store",
                        description="Read .txt/.md/.html/.json/.jsonl/.pdf/.docx files "
-                       "(folders recursively) and web pages or PDFs by http(s) URL, split, "
-                       "embed and store them. Unchanged articles are skipped; changed ones "
-                       "replaced. Exit 1 if any file or URL failed.")
+                       "(folders recursively) and web pages or PDFs by http(s) URL, split "
+                       "and store them (searchable by their words at once), then embed "
+                       "them. Unchanged articles are skipped; changed ones replaced. Exit 1 "
+                       "if any file or URL failed.")
     p.add_argument("paths", nargs="+", metavar="PATH_OR_URL",
                    help="a file, a folder, or an http(s) URL of a page or PDF")
     p.add_argument("--prune", action="store_true",
                    help="remove stored articles of a .json/.jsonl file that the file no longer "
                    "holds (without it they are kept and reported)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="stop once the articles are stored and searchable by their words; "
+                   "`rag serve` (or the next `rag ingest`) embeds them")
+    # Not writes=True: it takes the write lock for storing, and per batch while embedding.
     p.set_defaults(run=cmd_ingest)
 
     p = sub.add_parser("ask", parents=[common], help="ask questions, get cited answers",
@@ -156,7 +161,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     quiet = getattr(args, "quiet", False)
     service = _service(settings)
     report = service.ingest_sources(args.paths, prune=args.prune, progress=not quiet,
-                                    fetched=lambda urls: _fetched(service, urls, quiet))
+                                    fetched=lambda urls: _fetched(service, urls, quiet),
+                                    wait=not args.no_wait)
     for failure in report.failures:
         print(f"rag: failed: {failure}", file=sys.stderr)
     for note in report.missing_notes():

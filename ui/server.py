@@ -28,6 +28,12 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
 
     remove_stale_upload_folders()
     service = ArticleService(components or build(settings))
+    from ui.backfill import BackgroundEmbedder
+
+    # Uploads return once searchable by their words; their vectors follow in the background
+    # (and whatever `rag ingest --no-wait` or a killed ingest left is finished).
+    service.background = BackgroundEmbedder(service).start()
+    service.background.wake()
     if settings.feed_interval_minutes > 0:
         from ui.scheduler import FeedScheduler
 

@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from index.embedder import LazyEmbedder
+from index.embedder import Embedder, LazyEmbedder
 from index.feeds import FeedRecord, Harvest, harvest
 from index.fetch import check_url
 from index.filters import Filters
-from index.ingest import ingest_results
+from index.ingest import embed_waiting, ingest_results
 from index.lock import WriteLock
 from index.readers import ReadResult, read_file, read_paths, record_to_article
 from index.store import (
@@ -36,6 +36,7 @@ from index.store import (
     CollectionNotFound,
     StoredArticle,
     StoreFull,
+    disk_full,
     valid_collection_name,
 )
 from index.types import IngestReport, ReadFailure
@@ -71,6 +72,9 @@ from ui.wiring import (
 __all__ = ["COLLECTION_PATTERN", "COLLECTION_RULE", "SOURCE_ERRORS", "ArticleService",
            "Filters", "IngestSummary", "Turn", "valid_collection_name"]
 
+if TYPE_CHECKING:
+    from ui.backfill import BackgroundEmbedder
+
 log = logging.getLogger(__name__)
 
 IngestSummary = IngestReport  # what a synchronous ingest returns (summary(), failures, ...)
@@ -97,6 +101,9 @@ class ArticleService:
         self._lock = threading.Lock()
         self._sources: dict[str, tuple[str, list[str]]] = {}
         self.writes = WriteQueue(base.settings.write_queue)
+        # Set by `rag serve`: uploads then return once stored (searchable by their words) and
+        # this embeds them in the background; without it, a job embeds before it finishes.
+        self.background: BackgroundEmbedder | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, answers: bool = True) -> ArticleService:
@@ -233,9 +240,11 @@ class ArticleService:
         try:
             store = self.components(name).store
             articles, passages = store.article_count(), store.passage_count()
+            waiting = store.pending_count()
         except CollectionNotFound:
-            articles = passages = 0
+            articles = passages = waiting = 0
         return {"collection": name, "articles": articles, "passages": passages,
+                "waiting": waiting,
                 "answerer": self.answerer_description(),
                 "embedder": embedder_name(self.settings)}
 
@@ -260,10 +269,14 @@ class ArticleService:
 
     def ingest_sources(self, items: Sequence[str], prune: bool = False,
                        progress: bool = False, collection: str | None = None,
-                       fetched: Callable[[Sequence[str]], Iterable[ReadResult]] | None = None
-                       ) -> IngestSummary:
-        """Ingest files, folders and http(s) URLs (fetched before the lock is taken),
-        holding the data folder's lock while writing. ``fetched`` reads the URLs (the CLI
+                       fetched: Callable[[Sequence[str]], Iterable[ReadResult]] | None = None,
+                       wait: bool = True) -> IngestSummary:
+        """Ingest files, folders and http(s) URLs (fetched before the lock is taken).
+
+        Two stages: the articles are stored under the data folder's lock, searchable by
+        their words at once; then, with ``wait``, their passages are embedded, the lock taken
+        per stored batch so uploads and other writers take turns. Without ``wait`` a
+        `rag serve` (or the next ingest) embeds them. ``fetched`` reads the URLs (the CLI
         passes one with a progress bar); failures are in the report, never raised."""
         name = collection or self.default_collection
         urls = [i for i in items if looks_like_url(i)]
@@ -273,9 +286,28 @@ class ArticleService:
         with write_lock(self.settings, on_wait=lambda m: log.warning("%s", m)):
             parts = self.components(name, create=True)
             results = chain(read_paths(paths, self._max_file_bytes()), pages)
-            return ingest_results(results, parts.store, parts.embedder,
-                                  options=split_options(self.settings), progress=progress,
-                                  prune=prune)
+            report = ingest_results(results, parts.store, parts.embedder,
+                                    options=split_options(self.settings), progress=progress,
+                                    prune=prune, wait=False)
+        if wait and report.waiting:
+            with self._embed_lease():
+                report.embedded += embed_waiting(
+                    parts.store, parts.embedder, progress=progress,
+                    lock=lambda: write_lock(self.settings)).embedded
+            report.waiting = parts.store.pending_count()
+        return report
+
+    def _embed_lease(self) -> WriteLock:
+        """One embedder per data folder: a `rag serve` already embedding this folder's
+        pending passages finishes them, and this waits for it."""
+        from ui.backfill import EMBED_LOCK
+
+        def waiting(_message: str) -> None:
+            log.warning("another process is embedding this data folder's passages; waiting "
+                        "for it")
+
+        return WriteLock(self.settings.data_dir, self.settings.lock_timeout, on_wait=waiting,
+                         name=EMBED_LOCK)
 
     def fetch_url(self, url: str) -> ReadResult:
         """One web page or PDF, fetched within the limits (no lock needed)."""
@@ -302,6 +334,25 @@ class ArticleService:
 
     def _max_file_bytes(self) -> int:
         return int(self.settings.max_file_mb * 1_000_000)
+
+    def passages_waiting(self, collection: str | None = None) -> int:
+        """Stored passages whose vectors are still being computed (found by BM25 only)."""
+        return self.components(collection).store.pending_count()
+
+    def write_problem(self) -> str | None:
+        """Why a write would fail now (the data folder's disk is full), or None."""
+        return disk_full(None if self.settings.chroma_url else self.settings.data_dir)
+
+    def embed_texts(self, texts: Sequence[str]) -> tuple[str, list[list[float]]]:
+        """The embedding model's name and its vectors of ``texts`` (POST /v1/embeddings)."""
+        embedder = self._embedder()
+        return embedder.name, [v.tolist() for v in embedder.embed(list(texts))]
+
+    def _embedder(self) -> Embedder:
+        if self.shared is not None:
+            return self.shared.embedder
+        with self._lock:
+            return next(iter(self._cache.values())).embedder
 
     # -- writes: queued jobs ---------------------------------------------------------------
 
@@ -510,8 +561,10 @@ class ArticleService:
         parts = self.components(collection, create=True)
         report = ingest_results(results, parts.store, parts.embedder,
                                 options=split_options(self.settings), progress=False,
-                                on_progress=advance)
+                                on_progress=advance, wait=self.background is None)
         log.info("ingest into %r: %s", collection, report.summary())
+        if self.background is not None:
+            self.background.wake()
         return report
 
     def write_lock(self, on_wait: Callable[[str], None] | None = None) -> WriteLock:
@@ -536,8 +589,10 @@ class ArticleService:
         problem = parts.store.write_problem()
         store: dict[str, Any] = {"reachable": True, "writable": problem is None}
         try:
+            waiting = parts.store.pending_count()
             store.update(passages=parts.store.passage_count(),
-                         articles=parts.store.article_count())
+                         articles=parts.store.article_count(),
+                         embedded=parts.store.embedded_count(), waiting=waiting)
         except StoreFull as exc:  # a failed compaction stops reads until space is freed
             problem = str(exc)
             store.update(writable=False)

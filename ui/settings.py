@@ -42,6 +42,13 @@ class Settings(BaseSettings):
                            "derived indexes.")
     chroma_url: str | None = Field(None, description="Use a Chroma server at this URL "
                                    "(e.g. http://127.0.0.1:8000) instead of the data folder.")
+    chroma_tenant: str = Field("default_tenant", description="Tenant of the Chroma server "
+                               "(Chroma Cloud: yours; a local `chroma run`: default_tenant).")
+    chroma_database: str = Field("default_database", description="Database inside that "
+                                 "tenant; it must exist.")
+    chroma_token: SecretStr | None = Field(None, description="Token for the Chroma server, "
+                                           "sent as the x-chroma-token header (a Chroma "
+                                           "Cloud API key); never logged.")
     collection: str = Field("articles", description="Collection (corpus) name inside the store.")
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
     max_file_mb: float = Field(25.0, gt=0, description="Files larger than this are refused at "
@@ -61,8 +68,16 @@ class Settings(BaseSettings):
                                        "(default: OpenAI).")
     embed_api_key: str | None = Field(None, description="API key for the 'openai' embedder "
                                       "(falls back to OPENAI_API_KEY).")
-    embed_threads: int = Field(0, ge=0, description="onnxruntime threads for the embedder "
+    embed_threads: int = Field(0, ge=0, description="Threads of the embedding runtime "
                                "(0: all cores).")
+    embed_runtime: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto", description="Where the MiniLM model runs: 'auto' (OpenVINO when installed and "
+        "its vectors match onnxruntime's, else onnxruntime), 'onnxruntime' or 'openvino' "
+        "(fails if it cannot be used). Same vectors either way, so the collection's model "
+        "name is the same.")
+    embed_max_tokens: int = Field(256, ge=16, le=256, description="Tokens of a passage the "
+                                  "MiniLM model reads (its limit is 256); fewer is faster. "
+                                  "Questions are always shorter.")
     log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING).")
     api_key: SecretStr | None = Field(None, description="Bearer token required by the HTTP API "
                                       "(/api, /v1, /docs) and as the chat page's password; "

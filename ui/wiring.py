@@ -17,7 +17,7 @@ from index.fetch import FetchOptions
 from index.ingest import SplitOptions
 from index.lexical import LexicalIndex
 from index.lock import WriteLock
-from index.store import PassageStore, corpora, open_client
+from index.store import ChromaAccess, PassageStore, corpora, open_client
 from rag.answerers import Answerer, ExtractiveAnswerer, ExtractiveOptions
 from rag.assistant import Assistant
 from rag.citations import CheckThresholds, CitationChecker
@@ -36,21 +36,22 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.embedder == "openai":
         key = settings.embed_api_key or os.environ.get("OPENAI_API_KEY")
         return OpenAIEmbedder(settings.embed_model, settings.embed_base_url, key)
-    return MiniLMEmbedder(threads=settings.embed_threads)
+    return MiniLMEmbedder(threads=settings.embed_threads, runtime=settings.embed_runtime,
+                          max_tokens=settings.embed_max_tokens)
 
 
 def embedder_name(settings: Settings) -> str:
     """The embedder's name without loading it (for opening a store cheaply)."""
-    if settings.embedder == "openai":
-        return f"openai:{settings.embed_model}"
     from index.embedder import MINILM_NAME
 
+    if settings.embedder == "openai" and settings.embed_model != MINILM_NAME:
+        return f"openai:{settings.embed_model}"
     return MINILM_NAME
 
 
 def build_store(settings: Settings, create: bool = True) -> PassageStore:
     """The store of ``settings.collection``; without ``create`` a missing one is an error."""
-    client = open_client(settings.data_dir, settings.chroma_url)
+    client = open_client(settings.data_dir, settings.chroma_url, chroma_access(settings))
     where = settings.chroma_url or str(settings.data_dir)
     return PassageStore(client, settings.collection, embedder_name(settings), where=where,
                         create=create,
@@ -59,8 +60,14 @@ def build_store(settings: Settings, create: bool = True) -> PassageStore:
 
 def collection_names(settings: Settings) -> list[str]:
     """The collections of the store the settings name, without opening (or creating) any."""
-    client = open_client(settings.data_dir, settings.chroma_url)
+    client = open_client(settings.data_dir, settings.chroma_url, chroma_access(settings))
     return corpora(client)
+
+
+def chroma_access(settings: Settings) -> ChromaAccess:
+    """The tenant, database and token of the Chroma server (RAG_CHROMA_*)."""
+    token = settings.chroma_token.get_secret_value() if settings.chroma_token else None
+    return ChromaAccess(settings.chroma_tenant, settings.chroma_database, token)
 
 
 def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
