@@ -157,11 +157,12 @@ class OutputWatcher:
     def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> bool:
         """Read until ``predicate(text so far)`` holds (True) or the process ends (False)."""
         deadline = time.monotonic() + timeout
+        poller = select.poll()  # not select.select: a long test run's descriptors pass 1024
+        poller.register(self._fd, select.POLLIN | select.POLLHUP)
         while time.monotonic() < deadline:
             if predicate(self.text):
                 return True
-            ready, _, _ = select.select([self._fd], [], [], 0.05)
-            if ready:
+            if poller.poll(50):
                 chunk = os.read(self._fd, 65536)
                 if not chunk:
                     return predicate(self.text)
