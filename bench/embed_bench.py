@@ -8,7 +8,8 @@ the baseline's (1.0: the same vectors). Options:
 
 - ``ort``: onnxruntime, 256 tokens (the baseline)
 - ``ov-latency`` / ``ov-throughput``: OpenVINO with that performance hint, 256 tokens
-- ``ov-latency-128`` ...: the same reading at most 128 tokens of each passage
+- ``ov-latency-192``, ``ov-latency-128`` ...: the same reading at most 192 or 128 tokens of
+  each passage
 - ``ov-1thread``: OpenVINO with one inference thread (the other core left to the server)
 - ``-bs8``: batches of 8 passages instead of 32
 - ``ov-f32``: OpenVINO computing in float32 where it would use bfloat16 (CPUs with AVX-512
@@ -49,6 +50,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "ov-f32": {"runtime": "openvino", "hint": "LATENCY",
                "options": {"INFERENCE_PRECISION_HINT": "f32"}},
     "ort-128": {"runtime": "onnxruntime", "max_tokens": 128},
+    "ov-latency-192": {"runtime": "openvino", "hint": "LATENCY", "max_tokens": 192},
     "ov-latency-128": {"runtime": "openvino", "hint": "LATENCY", "max_tokens": 128},
     "ov-throughput-128": {"runtime": "openvino", "hint": "THROUGHPUT", "max_tokens": 128},
 }

@@ -29,6 +29,19 @@ def wait_until_ready(page: Page) -> None:
     page.wait_for_load_state("networkidle", timeout=60_000)
 
 
+def open_page(browser: Browser, url: str, width: int = 1366,
+              height: int = 900) -> tuple[Page, list[str]]:
+    """A page on the chat at ``url``, ready, and the list of every request it makes
+    elsewhere (the chat must work offline: tests assert it stays empty)."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((url, "data:", "blob:"))
+            else outside.append(r.url))
+    page.goto(url + "/")
+    wait_until_ready(page)
+    return page, outside
+
+
 def ask(page: Page, question: str) -> None:
     """Type a question and send it; wait until the chat shows it was taken.
 

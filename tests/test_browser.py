@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.browser_helpers import ask, launch_chromium, wait_until_ready
+from tests.browser_helpers import ask, launch_chromium, open_page
 from tests.server_fixtures import SAMPLE_QUESTION, LiveServer, serve_components, settings_for
 
 pytestmark = pytest.mark.browser
@@ -28,21 +28,10 @@ def browser() -> Iterator[Browser]:
     yield from launch_chromium()
 
 
-def open_chat(browser: Browser, server: LiveServer) -> tuple[Page, list[str]]:
-    """A page on the chat, recording every request that leaves the server."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    outside: list[str] = []
-    page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:"))
-            else outside.append(r.url))
-    page.goto(server.url + "/")
-    wait_until_ready(page)
-    return page, outside
-
-
 def test_answer_shows_cited_passage_and_survives_a_reload(browser: Browser,
                                                           live_server: LiveServer,
                                                           tmp_path: Path) -> None:
-    page, outside = open_chat(browser, live_server)
+    page, outside = open_page(browser, live_server.url, 1400, 1000)
     ask(page, SAMPLE_QUESTION)
     chat = page.locator("#rag-chatbot")
     expect(chat).to_contain_text("barbarism", timeout=60_000)
@@ -66,7 +55,7 @@ def test_uploaded_hostile_article_is_shown_as_text_never_run(
         browser: Browser, tmp_path: Path, embedder) -> None:
     server = serve_components(settings_for(tmp_path / "data"), embedder)
     try:
-        page, outside = open_chat(browser, server)
+        page, outside = open_page(browser, server.url, 1400, 1000)
         expect(page.get_by_text("Nothing has been ingested yet")).to_be_visible()
         article = tmp_path / "ferry.md"
         article.write_text(HOSTILE, encoding="utf-8")

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from index.embedder import MiniLMEmbedder
-from tests.browser_helpers import ask, launch_chromium, wait_until_ready
+from tests.browser_helpers import ask, launch_chromium, open_page, wait_until_ready
 from tests.server_fixtures import (
     API_KEY,
     SAMPLE_ARTICLES,
@@ -65,17 +65,6 @@ def two_collections(tmp_path_factory: pytest.TempPathFactory,
     server.stop()
 
 
-def open_page(browser: Browser, server: LiveServer, width: int = 1366,
-              height: int = 900) -> tuple[Page, list[str]]:
-    page = browser.new_page(viewport={"width": width, "height": height})
-    outside: list[str] = []
-    page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:"))
-            else outside.append(r.url))
-    page.goto(server.url + "/")
-    wait_until_ready(page)
-    return page, outside
-
-
 def shot(page: Page, tmp_path: Path, name: str, full: bool = True) -> None:
     page.wait_for_timeout(500)  # let the last update settle before the picture
     path = tmp_path / name
@@ -112,7 +101,7 @@ def test_docs_render_openapi_31_and_list_the_operations(browser: Browser, tmp_pa
 
 def test_several_conversations_new_switch_rename_delete_and_kept(
         browser: Browser, two_collections: LiveServer, tmp_path: Path) -> None:
-    page, outside = open_page(browser, two_collections)
+    page, outside = open_page(browser, two_collections.url)
     chats = page.locator("#rag-chats")
     ask(page, SAMPLE_QUESTION)
     expect(page.locator("#rag-chatbot")).to_contain_text("barbarism", timeout=60_000)
@@ -151,7 +140,7 @@ def test_several_conversations_new_switch_rename_delete_and_kept(
 
 def test_collection_picker_header_and_examples_from_the_collection(
         browser: Browser, two_collections: LiveServer, tmp_path: Path) -> None:
-    page, outside = open_page(browser, two_collections)
+    page, outside = open_page(browser, two_collections.url)
     header = page.locator("#rag-header")
     expect(header).to_contain_text("Collection: articles")
     expect(header).to_contain_text("1 article")
@@ -180,7 +169,7 @@ def test_collection_picker_header_and_examples_from_the_collection(
 
 def test_clicking_a_citation_selects_its_source_and_shows_the_sentence(
         browser: Browser, two_collections: LiveServer, tmp_path: Path) -> None:
-    page, _ = open_page(browser, two_collections, height=700)
+    page, _ = open_page(browser, two_collections.url, height=700)
     ask(page, "Who brokered the ceasefire?")
     chat = page.locator("#rag-chatbot")
     expect(chat).to_contain_text("Moscow and Washington", timeout=60_000)
@@ -204,7 +193,7 @@ def test_clicking_a_citation_selects_its_source_and_shows_the_sentence(
 
 def test_an_impossible_date_is_refused_next_to_its_box(
         browser: Browser, two_collections: LiveServer, tmp_path: Path) -> None:
-    page, _ = open_page(browser, two_collections)
+    page, _ = open_page(browser, two_collections.url)
     page.locator("#rag-filter-from input, #rag-filter-from textarea").first.fill("2025-13-45")
     message = page.locator("#rag-filter-error")
     expect(message).to_contain_text("not a date on the calendar", timeout=10_000)
@@ -226,7 +215,7 @@ def test_an_impossible_date_is_refused_next_to_its_box(
 
 def test_markdown_upload_is_text_its_source_a_file_name_and_the_table_fits(
         browser: Browser, two_collections: LiveServer, tmp_path: Path) -> None:
-    page, outside = open_page(browser, two_collections)
+    page, outside = open_page(browser, two_collections.url)
     article = tmp_path / "ferry.md"
     article.write_text(MARKDOWN, encoding="utf-8")
     page.get_by_role("tab", name="Articles").click()
@@ -262,7 +251,7 @@ def test_markdown_upload_is_text_its_source_a_file_name_and_the_table_fits(
 
 def test_on_a_phone_the_sources_come_right_after_the_question(
         browser: Browser, two_collections: LiveServer, tmp_path: Path) -> None:
-    page, _ = open_page(browser, two_collections, width=390, height=844)
+    page, _ = open_page(browser, two_collections.url, width=390, height=844)
     expect(page.locator("#rag-sidebar.open")).to_have_count(0, timeout=20_000)  # not over it
     ask(page, SAMPLE_QUESTION)
     expect(page.locator("#rag-chatbot")).to_contain_text("barbarism", timeout=60_000)

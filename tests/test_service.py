@@ -61,3 +61,23 @@ def test_eval_with_articles_waits_for_the_data_folders_lock(tmp_path: Path,
         service.evaluate(questions, articles, answers=False)
     found = service.evaluate(questions, articles, answers=False)
     assert found["metrics"]["n_questions"] == 1 and "-eval-" in found["collection"]
+
+
+def test_the_chat_header_says_how_many_passages_wait_for_their_vectors(
+        tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+    """`rag ingest --no-wait` leaves passages searchable by their words only; the chat's
+    header says how many, and says nothing once the second stage has embedded them."""
+    from ui.chat import header
+
+    service = ArticleService(build_shared(settings_for(tmp_path / "data"), embedder=embedder))
+    articles = tmp_path / "bees.jsonl"
+    articles.write_text(json.dumps(RECORD) + "\n", encoding="utf-8")
+    first = service.ingest_sources([str(articles)], wait=False)
+    assert first.waiting > 0
+    shown = header(service)
+    assert f"{first.waiting} of {first.waiting} passages are waiting for their vectors" in shown
+    answer = service.ask("How many hives stand on the rooftops of Varsa?")
+    assert not answer.abstained and "forty" in answer.answer  # from its words alone
+    second = service.ingest_sources([str(articles)])  # nothing new: embeds what waits
+    assert second.waiting == 0 and second.embedded == first.waiting
+    assert "waiting" not in header(service)
