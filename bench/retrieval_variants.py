@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from bench.answer_sets import SHARED_EVAL, SHARED_SETS
+from index.filters import Filters
 from index.lexical import tokenize
 from rag.eval import evaluate, load_questions
-from rag.filters import Filters
 from rag.result import RetrievedPassage
-from rag.retrieve import HybridRetriever, Pool, lexical_filter
+from rag.retrieve import HybridRetriever, Pool
 from rag.terms import content_terms, key_terms, stem, words
 from ui.evaluation import open_eval
 from ui.settings import Settings, load_settings
@@ -152,7 +152,7 @@ def with_lexical_query(retriever: HybridRetriever, pool: Pool, query: str, n: in
         return pool
     articles = n if retriever.options.article_weight > 0 else 0
     pool.lexical, pool.articles = retriever._lexical.rank(query, n, articles,
-                                                          lexical_filter(filters))
+                                                          filters)
     return pool
 
 

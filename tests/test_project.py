@@ -121,3 +121,13 @@ def test_every_runtime_import_is_a_declared_dependency() -> None:
         wanted = extras[OPTIONAL[module][0]] if module in OPTIONAL else declared
         assert names & wanted, f"{module} (from {sorted(names)}) is not in pyproject"
     assert "lxml-html-clean" in declared  # trafilatura's HTML cleaner, found only at run time
+
+
+def test_every_bench_script_still_imports() -> None:
+    """Benchmarks are not type-checked with the app; a module they use that moved or went
+    away must still fail here, not on the day someone measures."""
+    import importlib
+
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        if path.name != "__init__.py":
+            importlib.import_module(f"bench.{path.stem}")
