@@ -43,9 +43,19 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
+@lru_cache(maxsize=1)
+def _bm25s() -> Any:
+    """bm25s, imported once. It sets its own logger to DEBUG on import, which printed its
+    internal steps ("Building index from tokens") into every command's output."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, English-stemmed words without stopwords, as bm25s does it."""
-    import bm25s
+    bm25s = _bm25s()
 
     tokens = bm25s.tokenize(list(texts), stopwords="en", stemmer=_stemmer(),
                             return_ids=False, show_progress=False)
@@ -175,7 +185,7 @@ class LexicalIndex:
     def _load(self) -> _Built | None:
         """The saved index, or None when it is missing or damaged in any way (a truncated
         file, a trimmed id list, arrays that do not fit together): then it is rebuilt."""
-        import bm25s
+        bm25s = _bm25s()
 
         try:
             meta = json.loads((self.folder / _META).read_text(encoding="utf-8"))
@@ -204,7 +214,7 @@ class LexicalIndex:
             raise
 
     def _build_and_save(self, stamp: str) -> _Built:
-        import bm25s
+        bm25s = _bm25s()
 
         passages = list(self._store.all_passages())
         meta: dict[str, Any] = {
