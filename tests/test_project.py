@@ -93,7 +93,7 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 # Imported only when the in-process model is configured; installed only with its extra.
-OPTIONAL = {"llama_cpp": ("local", "llama-cpp-python")}
+OPTIONAL = {"xllamacpp": ("local", "xllamacpp")}
 
 
 def _requirement_name(requirement: str) -> str:

@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     llm_api_key: str | None = Field(None, description="API key for llm_base_url (the OpenAI key "
                                     "is never sent to other servers).")
     llm_model_path: Path | None = Field(None, description="A GGUF model file run in-process by "
-                                        "llama-cpp-python (extra 'local').")
+                                        "llama.cpp (xllamacpp, extra 'local').")
     llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the chat API before "
                                "giving up on a request.")
     llm_max_retries: int = Field(2, ge=0, le=10, description="Retries, with backoff, on "

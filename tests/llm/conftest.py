@@ -37,10 +37,6 @@ SERVER_KEY = "local-test-key"
 # Small answers and few passages keep the tiny model's work (and the suite) short.
 TEST_GENERATION = Generation(max_tokens=48, temperature=0.0)
 TEST_TOP_K = 2
-# The in-process backend needs llama-cpp-python (extra 'local', compiled on install); the
-# model server the other tests use comes prebuilt (tests/llm_server.py).
-needs_local = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                                 reason="llama-cpp-python is not installed (extra 'local')")
 
 
 def smollm2_path() -> Path:
@@ -71,15 +67,10 @@ class LLMServer:
 
 
 def server_command(port: int) -> list[str]:
-    """llama.cpp's server for SmolLM2: the prebuilt one of the xllamacpp wheel (dev extra),
-    else llama-cpp-python's (extra 'local'), which has to be compiled on install."""
-    if importlib.util.find_spec("xllamacpp") is not None:
-        return [sys.executable, "-m", "tests.llm_server", "--model", str(smollm2_path()),
-                "--port", str(port), "--ctx", "4096", "--threads", "1",
-                "--alias", "local-model", "--api-key", SERVER_KEY]
-    return [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-            "--n_threads", "1", "--model_alias", "local-model", "--api_key", SERVER_KEY]
+    """llama.cpp's server for SmolLM2, prebuilt in the xllamacpp wheel (dev extra)."""
+    return [sys.executable, "-m", "tests.llm_server", "--model", str(smollm2_path()),
+            "--port", str(port), "--ctx", "4096", "--threads", "1",
+            "--alias", "local-model", "--api-key", SERVER_KEY]
 
 
 @pytest.fixture(scope="session")

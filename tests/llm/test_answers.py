@@ -20,7 +20,6 @@ from tests.llm.conftest import (
     LLMServer,
     assert_only_supported_citations,
     make_assistant,
-    needs_local,
     smollm2_path,
 )
 
@@ -66,7 +65,6 @@ def test_follow_up_is_condensed_by_the_model_before_retrieval(
     assert_only_supported_citations(answer, CitationChecker(embedder))
 
 
-@needs_local
 def test_in_process_model_answers_keep_only_supported_citations(
         sample_store: PassageStore, embedder: MiniLMEmbedder) -> None:
     model = LlamaCppChatModel(smollm2_path(), context_window=2048, threads=1,

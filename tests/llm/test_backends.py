@@ -22,7 +22,7 @@ from rag.llm import (
     Message,
     OpenAIChatModel,
 )
-from tests.llm.conftest import LLMServer, free_port, needs_local, smollm2_path
+from tests.llm.conftest import LLMServer, free_port, smollm2_path
 
 pytestmark = pytest.mark.llm
 
@@ -143,25 +143,21 @@ def local_model() -> LlamaCppChatModel:
     return LlamaCppChatModel(smollm2_path(), context_window=2048, threads=1, generation=SHORT)
 
 
-@needs_local
 def test_in_process_gguf_backend_streams(local_model: LlamaCppChatModel) -> None:
     chunks = list(local_model.stream(HELLO))
     assert len(chunks) >= 2 and "".join(chunks).strip()
     assert local_model.name == "llama-cpp:SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-@needs_local
 def test_in_process_gguf_backend_completes(local_model: LlamaCppChatModel) -> None:
     assert local_model.complete(HELLO).strip()
 
 
-@needs_local
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(LLMError, match="model file not found"):
         LlamaCppChatModel(tmp_path / "absent.gguf")
 
 
-@needs_local
 def test_prompt_longer_than_the_context_is_a_clear_error(
         local_model: LlamaCppChatModel) -> None:
     long: list[Message] = [{"role": "user", "content": "word " * 3000}]

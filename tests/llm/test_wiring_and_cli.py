@@ -21,7 +21,6 @@ from tests.llm.conftest import (
     assert_only_supported_citations,
     free_port,
     make_assistant,
-    needs_local,
     smollm2_path,
 )
 from ui.settings import Settings
@@ -52,7 +51,6 @@ def test_base_url_selects_the_compatible_server_and_keeps_the_openai_key_away(
     assert llm_server.base_url in description
 
 
-@needs_local
 def test_model_path_wins_over_the_openai_key(embedder: MiniLMEmbedder) -> None:
     model = build_chat_model(_settings(llm_model_path=smollm2_path(), llm_context_window=1024),
                              environ={"OPENAI_API_KEY": "sk-x"})
