@@ -12,12 +12,14 @@ import httpx
 import pytest
 
 from index.embedder import MiniLMEmbedder
+from rag.answer_spans import answer_span
 from rag.answerers import Turn
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
+from rag.question import analyse
 from tests.helpers import rag_env, run_rag, write_jsonl
 from tests.server_fixtures import LiveServer, serve_components, settings_for, upload
-from ui.wiring import build
+from ui.wiring import build, shared_language
 
 FLOOD = ("Flood waters swept through Dunmore on Thursday night after the River Tessel burst "
          "its banks. The river crested at 4.2 metres, the highest level in forty years, after "
@@ -105,6 +107,21 @@ def test_which_country_is_answered_with_a_country(assistant: Assistant) -> None:
                            "Youth Games?")
     assert answer.short_answer == "Norway", answer.answer
     assert answer.answer.startswith("Norway [1] — Norway finished top")
+
+
+def test_the_short_answer_keeps_the_whole_name() -> None:
+    """Words the question already says are dropped from the front of a name ("the UN
+    Samantha Power" -> "Samantha Power"), but only written as the question writes them: the
+    "new" of "a new report" does not make "New York" into "York"."""
+    language = shared_language()
+    cases = [("According to a new report, which city has the most restaurants on the list?",
+              "States with the most restaurants on the list are New York, with 29.",
+              "New York"),
+             ("Who is the US ambassador to the UN?",
+              "US ambassador to the UN Samantha Power told the council.", "Samantha Power")]
+    for question, sentence, expected in cases:
+        span = answer_span(language, analyse(language.parse(question)), sentence)
+        assert span and sentence[span[0]:span[1]] == expected, (question, span)
 
 
 # -- not an answer at all -------------------------------------------------------------------
