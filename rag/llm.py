@@ -184,8 +184,13 @@ class LlamaCppChatModel:
         params.verbosity = -1  # llama.cpp's own log lines stay out of the app's output
         try:
             self._server = xllamacpp.Server(params)
+            # One token generated: returns once llama.cpp's loop runs. Dropped before that,
+            # the server's destructor waited forever for a loop that started after it.
+            self._server.handle_chat_completions(
+                {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
         except Exception as exc:  # not a GGUF file, or one this llama.cpp cannot read
-            raise LLMError(f"cannot load {model_path}: {_short(str(exc))}") from exc
+            raise LLMError(f"cannot load {model_path} as a GGUF model ({_short(str(exc))}); "
+                           "check RAG_LLM_MODEL_PATH") from exc
 
     @property
     def name(self) -> str:

@@ -158,6 +158,20 @@ def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
         LlamaCppChatModel(tmp_path / "absent.gguf")
 
 
+def test_a_file_that_is_no_model_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("not a model", encoding="utf-8")
+    with pytest.raises(LLMError, match=r"cannot load .*notes.gguf as a GGUF model"):
+        LlamaCppChatModel(bad)
+
+
+def test_models_dropped_right_after_loading_are_freed() -> None:
+    """llama.cpp's server object, dropped as soon as it was built, once waited forever for
+    its own loop: the backend now waits for the loop before it returns."""
+    for _ in range(3):
+        LlamaCppChatModel(smollm2_path(), context_window=512, threads=1)
+
+
 def test_prompt_longer_than_the_context_is_a_clear_error(
         local_model: LlamaCppChatModel) -> None:
     long: list[Message] = [{"role": "user", "content": "word " * 3000}]
