@@ -222,6 +222,27 @@ def test_every_openai_message_is_held_to_the_length_limit(open_server: RagServe)
     assert response.status_code == 422 and "messages.0" in response.json()["error"]["message"]
 
 
+def test_the_embeddings_route_is_held_like_every_other(keyed: RagServe,
+                                                       open_server: RagServe) -> None:
+    """POST /v1/embeddings runs the model for whoever asks: it needs the key when one is
+    set, refuses other sites' pages, and bounds what one request may make it compute."""
+    url = "/v1/embeddings"
+    one = {"input": "Who brokered the ceasefire?"}
+    assert httpx.post(keyed.url + url, json=one, timeout=30).status_code == 401
+    done = httpx.post(keyed.url + url, json=one, headers=AUTH, timeout=30)
+    assert done.status_code == 200 and len(done.json()["data"][0]["embedding"]) == 384
+    for bad in ({"input": ["a"] * 257}, {"input": ""}, {"input": ["x" * 20_001]},
+                {"input": "a", "encoding_format": "hex"}):
+        refused = httpx.post(keyed.url + url, json=bad, headers=AUTH, timeout=30)
+        assert refused.status_code == 422, (bad, refused.text[:200])
+    other = httpx.post(open_server.url + url, json=one, timeout=30,
+                       headers={"Origin": "https://evil.example"})
+    assert other.status_code == 403 and error_code(other) == "forbidden_origin"
+    huge = httpx.post(open_server.url + url, json={"input": ["x" * 10_000] * 200},
+                      timeout=30)
+    assert huge.status_code == 413
+
+
 def test_rag_remove_of_an_unknown_id_says_so_and_exits_1(sample_data: Path) -> None:
     done = run_rag("remove", "no-such-article", env=rag_env(sample_data))
     assert done.returncode == 1 and "no article with id 'no-such-article'" in done.stderr
