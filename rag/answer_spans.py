@@ -33,6 +33,7 @@ voters residents judges jury board""".split())
 _COORDINATION = re.compile(r"\s*(,|and|&|,\s*and)\s*(the\s*)?", re.IGNORECASE)
 _OF_A = re.compile(r"\s*of( a| an)?\s*", re.IGNORECASE)  # "a quarter" "of a" "million"
 _NAMES = frozenset({"PERSON", "ORG", "GPE", "NORP", "LOC", "FAC"})
+_NAME_LINKS = frozenset({"of", "for"})  # inside a name: "Alternative for Germany"
 _DATELINE = re.compile(r"^[A-Z][A-Z .,'()]{2,40}\s*[–—-]")  # "WASHINGTON – " opens a report
 
 
@@ -172,6 +173,10 @@ def _proper_names(frame: Frame, doc: Any) -> list[tuple[int, int]]:
         if token is not None and token.pos_ == "PROPN" and token.i > 0 and (
                 not token.ent_type_ or token.ent_type_ in PERSONISH):
             run.append(token)  # a word tagged as a date or a number is not a name
+            continue
+        if (token is not None and run and token.lower_ in _NAME_LINKS
+                and token.i + 1 < len(doc) and doc[token.i + 1].pos_ == "PROPN"):
+            run.append(token)  # "Alternative for Germany", "Bank of Varsa"
             continue
         if run and stem_set(" ".join(t.text for t in run)) - frame.question_stems:
             found.append((run[0].idx, run[-1].idx + len(run[-1].text)))

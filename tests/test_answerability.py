@@ -112,13 +112,17 @@ def test_which_country_is_answered_with_a_country(assistant: Assistant) -> None:
 def test_the_short_answer_keeps_the_whole_name() -> None:
     """Words the question already says are dropped from the front of a name ("the UN
     Samantha Power" -> "Samantha Power"), but only written as the question writes them: the
-    "new" of "a new report" does not make "New York" into "York"."""
+    "new" of "a new report" does not make "New York" into "York"; "of" and "for" between
+    the words of a name keep it whole."""
     language = shared_language()
     cases = [("According to a new report, which city has the most restaurants on the list?",
               "States with the most restaurants on the list are New York, with 29.",
               "New York"),
              ("Who is the US ambassador to the UN?",
-              "US ambassador to the UN Samantha Power told the council.", "Samantha Power")]
+              "US ambassador to the UN Samantha Power told the council.", "Samantha Power"),
+             ("Which party is leading in the polls ahead of Germany's election?",
+              "Germany's far-right populist Alternative for Germany is leading in the polls.",
+              "Alternative for Germany")]
     for question, sentence, expected in cases:
         span = answer_span(language, analyse(language.parse(question)), sentence)
         assert span and sentence[span[0]:span[1]] == expected, (question, span)
