@@ -2,7 +2,7 @@
 the answer dev sets (those the answerability gate accepts), with the features it is judged
 by, and how rules on them would do.
 
-    python -m bench.answer_calibration --data-dir /work/evaldata --dump cands.jsonl
+    python -m bench.answer_calibration --data-dir ../evaldata --dump cands.jsonl
     python -m bench.answer_calibration --load cands.jsonl
 
 ``--dump`` retrieves every row as the assistant does (as of its date, without its excluded

@@ -1,6 +1,6 @@
 """One command that measures the answers on every answer dev set, before and after a change.
 
-    python -m bench.answer_eval --data-dir /work/evaldata [--sets dev,2025,own]
+    python -m bench.answer_eval --data-dir ../evaldata [--sets dev,2025,own]
         [--ignore-dates] [--top-k N] [--json] [--rows rows.jsonl]
     python -m bench.answer_eval --tables-from saved.json   # the tables of an earlier run
 

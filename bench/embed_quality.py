@@ -7,7 +7,7 @@ metadata and BM25; only the vectors differ); a passage size ingests the articles
 that option. Each collection is then evaluated like `rag eval --no-answers` (hybrid, as of
 each question's date): Hits@1/5/10, MRR@10.
 
-    cp -a /work/evaldata /tmp/evaldata   # a copy: the eval stores are read-only
+    cp -a ../evaldata /tmp/evaldata   # a copy: the eval stores are read-only
     python -m bench.embed_quality --data-dir /tmp/evaldata --options ov-latency-128
     python -m bench.embed_quality --data-dir /tmp/evaldata --options ov-latency-128 \\
         --passage-words 100 --overlap-words 20

@@ -1,6 +1,6 @@
 """Every retrieval variant tried for issue 14, on both dev sets, with and without dates.
 
-    python -m bench.retrieval_variants --data-dir /work/evaldata-retrieval \\
+    python -m bench.retrieval_variants --data-dir ../evaldata-retrieval \\
         [--sets 2025,dev] [--variants default,candidates-100,...] [--json]
 
 Each set is opened as ``rag eval --articles`` opens it (its own collection in the data dir,
