@@ -15,16 +15,13 @@ import threading
 from typing import TYPE_CHECKING
 
 from index.backfill import embed_pending
-from index.lock import LockTimeout, WriteLock
-from ui.wiring import write_lock
+from index.lock import LockTimeout
+from ui.wiring import embed_lease, write_lock
 
 if TYPE_CHECKING:
     from ui.service import ArticleService
 
 log = logging.getLogger(__name__)
-
-EMBED_LOCK = "embed.lock"
-
 
 class BackgroundEmbedder:
     """Looks for pending passages every ``poll`` seconds, and at once after ``wake()``."""
@@ -65,7 +62,7 @@ class BackgroundEmbedder:
             # A full disk: nothing can be stored, and Chroma calls from this thread beside a
             # request's, after a failed compaction, were seen to hang both.
             return 0
-        lease = WriteLock(settings.data_dir, timeout=0, name=EMBED_LOCK)
+        lease = embed_lease(settings, timeout=0)
         try:
             lease.acquire()
         except LockTimeout:

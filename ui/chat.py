@@ -200,7 +200,7 @@ def header(service: ArticleService, collection: str | None = None) -> str:
             f"article{'s' if count != 1 else ''} · **Answers:** "
             f"{escape_markdown(about['answerer'])} · **Embeddings:** "
             f"{escape_markdown(about['embedder'])}")
-    waiting = about.get("waiting", 0)
+    waiting = about["waiting"]
     if waiting:
         text += (f"\n\n{waiting} of {about['passages']} passages are waiting for their "
                  "vectors: until then they are found by their words only.")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -50,9 +49,8 @@ async def create_embeddings(body: EmbeddingsRequest, service: ServiceDep) -> dic
         raise ApiError(422, "validation_error", f"input: 1 to {MAX_INPUTS} non-empty texts "
                        f"of at most {MAX_INPUT_CHARS} characters")
     name, vectors = await run_in_threadpool(service.embed_texts, texts)
-    encoded: list[Any] = [
-        base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode("ascii")
-        if body.encoding_format == "base64" else v for v in vectors]
+    encoded = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+               if body.encoding_format == "base64" else v.tolist() for v in vectors]
     return {"object": "list", "model": name,
             "data": [{"object": "embedding", "index": i, "embedding": v}
                      for i, v in enumerate(encoded)],

@@ -23,7 +23,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from index.embedder import Embedder, LazyEmbedder
+from index.embedder import LazyEmbedder, Vectors
 from index.feeds import FeedRecord, Harvest, harvest
 from index.fetch import check_url
 from index.filters import Filters
@@ -62,9 +62,11 @@ from ui.wiring import (
     build_embedder,
     build_shared,
     collection_names,
+    embed_lease,
     embedder_name,
     feed_registry,
     fetch_options,
+    local_data_dir,
     split_options,
     write_lock,
 )
@@ -134,11 +136,7 @@ class ArticleService:
                 self._cache.move_to_end(name)
                 return found
         # Outside the lock: opening a store can take a while.
-        with self._lock:
-            template: Components | Shared | None = self.shared or next(
-                iter(self._cache.values()), None)
-        assert template is not None
-        built = build_collection(template, name, create=create)
+        built = build_collection(self._template(), name, create=create)
         with self._lock:
             found = self._cache.setdefault(name, built)
             self._cache.move_to_end(name)
@@ -149,6 +147,15 @@ class ArticleService:
                     oldest = next(iter(self._cache))
                 del self._cache[oldest]
             return found
+
+    def _template(self) -> Components | Shared:
+        """What every collection shares (the model, the answerer): the shared parts, or a
+        collection's components when the service was given one."""
+        with self._lock:
+            template: Components | Shared | None = self.shared or next(
+                iter(self._cache.values()), None)
+        assert template is not None
+        return template
 
     def collections(self) -> list[str]:
         """The names of the collections in the store, sorted (none is opened or created)."""
@@ -250,10 +257,9 @@ class ArticleService:
 
     def answerer_description(self) -> str:
         """Who writes answers, e.g. 'extractive (offline)' or a model's name and address."""
-        if self.shared is not None:
-            return self.shared.description
-        with self._lock:
-            return next(iter(self._cache.values())).answerer_description
+        template = self._template()
+        return (template.description if isinstance(template, Shared)
+                else template.answerer_description)
 
     def example_questions(self, collection: str | None = None, count: int = 3) -> list[str]:
         """Questions that fit the collection: about its most recent articles' titles."""
@@ -298,16 +304,12 @@ class ArticleService:
         return report
 
     def _embed_lease(self) -> WriteLock:
-        """One embedder per data folder: a `rag serve` already embedding this folder's
-        pending passages finishes them, and this waits for it."""
-        from ui.backfill import EMBED_LOCK
-
+        """Waits while a `rag serve` of this data folder embeds its pending passages."""
         def waiting(_message: str) -> None:
             log.warning("another process is embedding this data folder's passages; waiting "
                         "for it")
 
-        return WriteLock(self.settings.data_dir, self.settings.lock_timeout, on_wait=waiting,
-                         name=EMBED_LOCK)
+        return embed_lease(self.settings, on_wait=waiting)
 
     def fetch_url(self, url: str) -> ReadResult:
         """One web page or PDF, fetched within the limits (no lock needed)."""
@@ -341,18 +343,12 @@ class ArticleService:
 
     def write_problem(self) -> str | None:
         """Why a write would fail now (the data folder's disk is full), or None."""
-        return disk_full(None if self.settings.chroma_url else self.settings.data_dir)
+        return disk_full(local_data_dir(self.settings))
 
-    def embed_texts(self, texts: Sequence[str]) -> tuple[str, list[list[float]]]:
+    def embed_texts(self, texts: Sequence[str]) -> tuple[str, Vectors]:
         """The embedding model's name and its vectors of ``texts`` (POST /v1/embeddings)."""
-        embedder = self._embedder()
-        return embedder.name, [v.tolist() for v in embedder.embed(list(texts))]
-
-    def _embedder(self) -> Embedder:
-        if self.shared is not None:
-            return self.shared.embedder
-        with self._lock:
-            return next(iter(self._cache.values())).embedder
+        embedder = self._template().embedder
+        return embedder.name, embedder.embed(list(texts))
 
     # -- writes: queued jobs ---------------------------------------------------------------
 

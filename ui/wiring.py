@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from index.embedder import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from index.feeds import FeedRegistry
@@ -54,8 +55,12 @@ def build_store(settings: Settings, create: bool = True) -> PassageStore:
     client = open_client(settings.data_dir, settings.chroma_url, chroma_access(settings))
     where = settings.chroma_url or str(settings.data_dir)
     return PassageStore(client, settings.collection, embedder_name(settings), where=where,
-                        create=create,
-                        data_dir=None if settings.chroma_url else settings.data_dir)
+                        create=create, data_dir=local_data_dir(settings))
+
+
+def local_data_dir(settings: Settings) -> Path | None:
+    """The folder Chroma writes into, when it is embedded (a server keeps its own)."""
+    return None if settings.chroma_url else settings.data_dir
 
 
 def collection_names(settings: Settings) -> list[str]:
@@ -73,6 +78,17 @@ def chroma_access(settings: Settings) -> ChromaAccess:
 def write_lock(settings: Settings, on_wait: Callable[[str], None] | None = None) -> WriteLock:
     """The lock every writer of the data folder (ingest, remove, uploads) holds while writing."""
     return WriteLock(settings.data_dir, settings.lock_timeout, on_wait=on_wait)
+
+
+EMBED_LOCK = "embed.lock"
+
+
+def embed_lease(settings: Settings, timeout: float | None = None,
+                on_wait: Callable[[str], None] | None = None) -> WriteLock:
+    """One process per data folder embeds pending passages at a time: `rag serve`'s
+    background embedder tries it without waiting, `rag ingest` waits ``lock_timeout``."""
+    return WriteLock(settings.data_dir, settings.lock_timeout if timeout is None else timeout,
+                     on_wait=on_wait, name=EMBED_LOCK)
 
 
 def fetch_options(settings: Settings) -> FetchOptions:
