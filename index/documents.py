@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import re
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +52,11 @@ def read_pdf(path: Path, where: str, origin: str) -> Article:
 def _check_pdf(path: Path) -> dict[str, str]:
     """Open the PDF with pypdf: refuse a locked, damaged or enormous one; its metadata."""
     import pypdf
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
 
-    try:
+    with _pdf_errors():
         reader = pypdf.PdfReader(path)
         count = len(reader.pages)
         info: Any = reader.metadata or {}
-    except FileNotDecryptedError as exc:
-        raise Unreadable("the PDF is password-protected (encrypted): save or print an "
-                         "unprotected copy and add that") from exc
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise Unreadable(f"damaged or truncated PDF ({type(exc).__name__}: {exc}); download "
-                         "or export it again") from exc
     if count > MAX_PDF_PAGES:
         raise Unreadable(f"the PDF has {count} pages, more than the {MAX_PDF_PAGES} read; "
                          "split it into smaller files")
@@ -80,20 +75,28 @@ def _check_pdf(path: Path) -> dict[str, str]:
 def _pdf_pages(path: Path) -> list[str]:
     """The text of each page, by LlamaIndex's PDFReader (one Document per page)."""
     from llama_index.readers.file.docs.base import PDFReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
 
     # The reader retries three times on any error; a damaged file fails the same way each
     # time, so its undecorated function is called once.
     load: Any = PDFReader.load_data.__wrapped__
-    try:
+    with _pdf_errors():
         documents = load(PDFReader(return_full_document=False), path)
+    return [str(d.text or "") for d in documents]
+
+
+@contextmanager
+def _pdf_errors() -> Iterator[None]:
+    """pypdf's errors, opening or reading, as the per-file failure a user can act on."""
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        yield
     except FileNotDecryptedError as exc:
         raise Unreadable("the PDF is password-protected (encrypted): save or print an "
                          "unprotected copy and add that") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise Unreadable(f"damaged or truncated PDF ({type(exc).__name__}: {exc}); download "
                          "or export it again") from exc
-    return [str(d.text or "") for d in documents]
 
 
 def _join_pages(pages: list[str]) -> tuple[str, list[tuple[int, int]]]:
