@@ -14,7 +14,7 @@ from typing import Any
 
 from rag.nlp import Language
 from rag.question import PERSONISH, QUANTITY, TIME_UNITS, WHEN, Frame, base_form
-from rag.terms import STOPWORDS, flat, stem, stem_set, words
+from rag.terms import STOPWORDS, flat, stem, stem_set
 
 _DIGIT = re.compile(r"\d")
 
@@ -104,18 +104,16 @@ def _trim(frame: Frame, ent: Any) -> tuple[int, int]:
     qualifies it ("more than 200")."""
     tokens = list(ent)
     if ent.label_ not in QUANTITY | WHEN:
-        asked = set(words(frame.text))
-        while len(tokens) > 1 and (tokens[0].lower_ in STOPWORDS or _asked(tokens[0], frame,
-                                                                          asked)):
+        while len(tokens) > 1 and (tokens[0].lower_ in STOPWORDS or _asked(tokens[0], frame)):
             tokens = tokens[1:]
     return tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)
 
 
-def _asked(token: Any, frame: Frame, asked: set[str]) -> bool:
+def _asked(token: Any, frame: Frame) -> bool:
     """Does the question already say this word? A capitalised word of a name counts only
     written the same way: "a new report" does not make "New York" into "York"."""
     if token.text[:1].isupper():
-        return token.text in asked
+        return token.text in frame.written
     return stem(token.text) in frame.question_stems
 
 

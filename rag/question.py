@@ -105,6 +105,7 @@ class Frame:
     speaker: Constraint | None  # "What did the mayor say?" -> the mayor
     terms: frozenset[str]  # stemmed content words
     question_stems: frozenset[str]  # every stemmed word of the question
+    written: frozenset[str] = frozenset()  # every word as the question writes it
     predicates: frozenset[str] = frozenset()  # its verbs (base forms): what happened
     subject: bool = False  # the wh-phrase is the subject ("Which team won ...?")
 
@@ -129,6 +130,7 @@ def analyse(doc: Any) -> Frame:
     return Frame(text=text, wh=wh, wants=wants, head=head, constraints=constraints,
                  speaker=speaker, terms=terms,
                  question_stems=frozenset(stem(w) for w in words(text)),
+                 written=frozenset(words(text)),
                  predicates=predicates, subject=_wh_is_subject(doc))
 
 
