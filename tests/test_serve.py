@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server_fixtures import ROOT, serve_components, settings_for
+from tests.helpers import RagServe
+from tests.server_fixtures import ROOT, serve_components, settings_for, upload
 from ui.service import ArticleService
 from ui.wiring import build
 
@@ -128,3 +130,59 @@ def test_store_going_away_is_503_in_the_error_shape(tmp_path: Path, embedder) ->
         if chroma.poll() is None:
             chroma.kill()
             chroma.wait()
+
+
+def _long_article(n: int = 2000) -> dict[str, str]:
+    """An article of many distinct passages: embedding it takes the background embedder
+    several seconds."""
+    text = "\n\n".join(f"Harbour report {i}: the port of Town{i} counted {1000 + 7 * i} ships "
+                       f"in week {i % 52 + 1}, and its pilots named the tug Vessel{i}."
+                       for i in range(n))
+    return {"title": "Harbour reports", "text": text}
+
+
+def test_server_shutdown_stops_the_service_threads(tmp_path: Path, embedder) -> None:
+    """Stopping the server stops its background embedder and writer, even mid-batch: a
+    thread left inside the model or the store as the process exits can crash the exit."""
+    server = serve_components(settings_for(tmp_path / "data"), embedder)
+    service = server.server.config.app.state.service
+    try:
+        upload(server.url, json={"records": [_long_article()]})
+        assert service.background is not None
+        threads = [service.background._thread, service.writes._thread]
+        assert all(t is not None and t.is_alive() for t in threads)
+        waiting = httpx.get(f"{server.url}/api/health").json()["store"]["waiting"]
+        assert waiting > 0  # the embedder is still at work when the server stops
+    finally:
+        server.stop()
+    assert not any(t.is_alive() for t in threads), [t.name for t in threads if t.is_alive()]
+    assert not server.thread.is_alive()
+
+
+def test_rag_serve_stops_cleanly_while_embedding(tmp_path: Path) -> None:
+    """SIGTERM while the background embedder works: a clean shutdown (uvicorn ends by
+    re-raising the signal), no traceback; a restart embeds what was left."""
+    server = RagServe(tmp_path / "data", tmp_path / "serve.log").start()
+    try:
+        upload(server.url, json={"records": [_long_article()]})
+        store = httpx.get(f"{server.url}/api/health").json()["store"]
+        assert store["waiting"] > 0, store
+    finally:
+        assert server.process is not None
+        server.process.terminate()
+        code = server.process.wait(timeout=60)
+    log = server.log.read_text()
+    assert code in (0, -signal.SIGTERM), log[-2000:]
+    assert "Application shutdown complete" in log, log[-2000:]
+    assert "Traceback" not in log and "Segmentation" not in log, log[-2000:]
+    again = RagServe(tmp_path / "data", tmp_path / "serve2.log").start()
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            store = httpx.get(f"{again.url}/api/health").json()["store"]
+            if store["waiting"] == 0:
+                break
+            time.sleep(1)
+        assert store["waiting"] == 0 and store["embedded"] == store["passages"] > 0, store
+    finally:
+        again.stop()

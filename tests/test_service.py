@@ -81,3 +81,41 @@ def test_the_chat_header_says_how_many_passages_wait_for_their_vectors(
     second = service.ingest_sources([str(articles)])  # nothing new: embeds what waits
     assert second.waiting == 0 and second.embedded == first.waiting
     assert "waiting" not in header(service)
+
+
+def test_closing_the_write_queue_finishes_the_running_job_and_fails_the_waiting() -> None:
+    """On shutdown the job under way ends normally; queued ones fail with a reason the
+    client can act on, their uploaded files removed; nothing new is taken."""
+    import threading
+
+    from ui.jobs import QueueFull, WriteQueue
+
+    writes = WriteQueue(capacity=5)
+    release = threading.Event()
+    started = threading.Event()
+    removed: list[str] = []
+
+    def slow(job: object) -> dict[str, object]:
+        started.set()
+        release.wait(30)
+        return {"ok": True}
+
+    running = writes.submit("ingest", "articles", slow)
+    assert started.wait(30)
+    waiting = [writes.submit("ingest", "articles", lambda job: {"ok": True},
+                             cleanup=lambda n=n: removed.append(f"upload-{n}"))
+               for n in range(2)]
+    closer = threading.Thread(target=writes.close)
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive()  # it waits for the running job
+    release.set()
+    closer.join(30)
+    assert not closer.is_alive()
+    assert running.status == "done" and running.result == {"ok": True}
+    for job in waiting:
+        assert job.status == "failed" and "send it again" in str(job.error)
+    assert sorted(removed) == ["upload-0", "upload-1"]
+    with pytest.raises(QueueFull, match="stopping"):
+        writes.submit("ingest", "articles", lambda job: {}, cleanup=lambda: removed.append("x"))
+    assert removed[-1] == "x"

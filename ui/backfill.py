@@ -41,9 +41,13 @@ class BackgroundEmbedder:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the batch under way (if any) and wait for it: a thread left inside the
+        model or the store while the process exits can crash the exit."""
         self._stop.set()
         self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

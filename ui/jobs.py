@@ -67,6 +67,9 @@ class Job:
         self._done.set()
 
 
+_STOP = Job("", "stop", "", lambda job: {})  # tells the writer thread to end
+
+
 class WriteQueue:
     """At most ``capacity`` waiting jobs, done one at a time by one daemon thread.
 
@@ -81,6 +84,7 @@ class WriteQueue:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._preparing = 0
+        self._closed = False
         # Two preparations at a time, on daemon threads: a server that stops does not wait
         # for a fetch to time out.
         self._fetch_slots = threading.BoundedSemaphore(2)
@@ -91,6 +95,10 @@ class WriteQueue:
         """Queue a write; raises QueueFull (after running ``cleanup``) when no room is left.
         ``prepare`` (if any) runs first on a fetcher thread, without the writer."""
         with self._lock:
+            if self._closed:
+                if cleanup is not None:
+                    cleanup()
+                raise QueueFull("the server is stopping; try again once it is back")
             if self.waiting() >= self.capacity:
                 if cleanup is not None:
                     cleanup()
@@ -131,7 +139,12 @@ class WriteQueue:
             return
         with self._lock:
             self._preparing -= 1
-            self._enqueue(job)
+            closed = self._closed
+            if not closed:
+                self._enqueue(job)
+        if closed:
+            self._end(job, None, RuntimeError("the server stopped before this job ran; "
+                                              "send it again"))
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -141,9 +154,31 @@ class WriteQueue:
         """Jobs queued (or preparing) and not yet started."""
         return self._queue.qsize() + self._preparing
 
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new jobs, fail the queued ones (their files removed) and wait for the one
+        under way: a write cut off by the exit is safe on disk, but a thread left inside the
+        store while the process exits can crash the exit."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            dropped: list[Job] = []
+            while True:
+                try:
+                    dropped.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._queue.put(_STOP)
+        for job in dropped:
+            self._end(job, None, RuntimeError("the server stopped before this job ran; "
+                                              "send it again"))
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+
     def _work(self) -> None:
         while True:
             job = self._queue.get()
+            if job is _STOP:
+                return
             job.status, job.started_at = "running", time.time()
             result: dict[str, Any] | None = None
             error: BaseException | None = None

@@ -32,8 +32,10 @@ class FeedScheduler:
         log.info("feeds are refreshed every %g minutes", self.interval / 60)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

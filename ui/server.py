@@ -6,13 +6,22 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from ui.settings import Settings
 from ui.wiring import Components, build
 
+if TYPE_CHECKING:
+    from ui.service import ArticleService
+
 log = logging.getLogger(__name__)
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
 def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
@@ -37,8 +46,9 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     if settings.feed_interval_minutes > 0:
         from ui.scheduler import FeedScheduler
 
-        FeedScheduler(service, settings.feed_interval_minutes * 60).start()
+        service.scheduler = FeedScheduler(service, settings.feed_interval_minutes * 60).start()
     app = create_api(service)
+    app.router.lifespan_context = _closing(service, app.router.lifespan_context)
     key = settings.api_key
     uploads = UploadRegistry()
 
@@ -63,6 +73,21 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     mounted.add_middleware(SameOrigin, allowed=settings.allowed_origins)
     mounted.add_middleware(AuthThrottle, per_minute=settings.auth_failures_per_minute)
     return mounted
+
+
+def _closing(service: ArticleService, inner: Lifespan) -> Lifespan:
+    """The app's lifespan, then the service's threads stopped on shutdown (Gradio's
+    ``mount_gradio_app`` keeps this lifespan and adds its own around it)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with inner(app):
+            try:
+                yield
+            finally:
+                await run_in_threadpool(service.close)
+
+    return lifespan
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:

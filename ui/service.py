@@ -76,6 +76,7 @@ __all__ = ["COLLECTION_PATTERN", "COLLECTION_RULE", "SOURCE_ERRORS", "ArticleSer
 
 if TYPE_CHECKING:
     from ui.backfill import BackgroundEmbedder
+    from ui.scheduler import FeedScheduler
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,16 @@ class ArticleService:
         # Set by `rag serve`: uploads then return once stored (searchable by their words) and
         # this embeds them in the background; without it, a job embeds before it finishes.
         self.background: BackgroundEmbedder | None = None
+        self.scheduler: FeedScheduler | None = None  # set by `rag serve` when feeds refresh
+
+    def close(self) -> None:
+        """Stop the threads working for this service (feed timer, background embedder,
+        writer), each after the step under way; the server calls it as it shuts down."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.background is not None:
+            self.background.stop()
+        self.writes.close()
 
     @classmethod
     def from_settings(cls, settings: Settings, answers: bool = True) -> ArticleService:
