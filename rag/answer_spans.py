@@ -83,9 +83,14 @@ def answer_spans(language: Language, frame: Frame,
     return found
 
 
+_MONEY = frozenset({"MONEY"})
+_PERCENT = frozenset({"PERCENT"})
+
+
 def _counts(frame: Frame, span: Any) -> bool:
     """For 'how many X': is this number one of X (the noun it goes with)?"""
-    if not frame.head or frame.wants == frozenset({"MONEY"}) or frame.head in TIME_UNITS:
+    if (not frame.head or frame.wants in (_MONEY, _PERCENT)  # the head names the number
+            or frame.head in TIME_UNITS):
         return True
     wanted = stem(frame.head)
     people = wanted in _PEOPLE

@@ -11,7 +11,7 @@ from rag.answerers import Answerer, ShortAnswer, Turn
 from rag.citations import CitationChecker
 from rag.condense import Condenser, RuleCondenser
 from rag.gate import AnswerGate
-from rag.result import NOT_COVERED, Answer
+from rag.result import NOT_COVERED, Answer, RetrievedPassage
 from rag.retrieve import Retriever
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,21 @@ class Assistant:
         # A follow-up is retrieved and answered as a standalone question, shown in the result.
         condensed = self.condenser.condense(question, history) if history else None
         standalone = condensed or question
-        passages = self.retriever.retrieve(standalone, top_k or self.top_k, filters,
-                                           as_of)
+        k = top_k or self.top_k
+        days = self.gate.frame(standalone).recent_days if as_of is not None else None
+        if as_of is None or days is None:
+            passages = self.retriever.retrieve(standalone, k, filters, as_of)
+            reason = NO_PASSAGES
+        else:  # "this week": an older article tells another week's story
+            found = self.retriever.retrieve(standalone, 2 * k, filters, as_of)
+            passages = published_within(found, as_of, days)[:k]
+            reason = NO_PASSAGES if not found else (
+                f"the question asks about the {days} days before {as_of.isoformat()}, and "
+                "no passage retrieved is from then")
         if not passages:
             yield Answer(question=question, answer=NOT_COVERED, abstained=True,
                          answerer=self.answerer.name, condensed_question=condensed,
-                         abstain_reason=NO_PASSAGES)
+                         abstain_reason=reason)
             return
         chunks: list[str] = []
         short: str | None = None
@@ -80,3 +89,19 @@ class Assistant:
             log.info("citation check removed %d unsupported sentence(s)",
                      answer.removed_sentences)
         yield answer
+
+
+def published_within(passages: Sequence[RetrievedPassage], as_of: date, days: int
+                     ) -> list[RetrievedPassage]:
+    """The passages published in the ``days`` before ``as_of`` (or the day after: time
+    zones), in their order; undated ones are kept, as nothing rules them out."""
+    kept = []
+    for passage in passages:
+        try:
+            published = date.fromisoformat(passage.published[:10])
+        except ValueError:
+            kept.append(passage)
+            continue
+        if -1 <= (as_of - published).days <= days:
+            kept.append(passage)
+    return kept

@@ -62,11 +62,20 @@ _HEADS: dict[frozenset[str], tuple[str, ...]] = {
                            "fine", "value", "worth", "prize", "money", "funding"),
     frozenset({"CARDINAL", "QUANTITY"}): ("number", "count", "total"),
 }
+_HEAD_NOUNS = frozenset(noun for nouns in _HEADS.values() for noun in nouns)
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 # Double quotes only: an apostrophe ("Microsoft's") opens nothing.
 _QUOTED = re.compile(r"[“\"]([^”\"]{3,80})[”\"]")
 _SAY = frozenset("say tell state claim warn argue write describe call mean".split())
 _NUMBER_WORD = re.compile(r"\d")
+# Words that place the story in the days before the question is asked: "this week", "on
+# Tuesday", "yesterday". A week back, two for "last week"; no other "now" word is read as a
+# window ("recently" and "this year" reach too far to rule out an article), nor a weekday
+# that names a kind of day ("the third Monday of February", "Black Friday").
+_DAY = r"(mon|tues|wednes|thurs|fri|satur|sun)day"
+_THIS_WEEK = re.compile(rf"\b(this (week|weekend)|(on|this|since|last) {_DAY}|{_DAY} "
+                        r"(night|morning|afternoon|evening)|yesterday|today|tonight)\b", re.I)
+_LAST_WEEK = re.compile(r"\b(last|past) (week|weekend)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,7 @@ class Frame:
     written: frozenset[str] = frozenset()  # every word as the question writes it
     predicates: frozenset[str] = frozenset()  # its verbs (base forms): what happened
     subject: bool = False  # the wh-phrase is the subject ("Which team won ...?")
+    recent_days: int | None = None  # "this week": the story is from these days before asking
 
     @property
     def wants_short_answer(self) -> bool:
@@ -131,7 +141,18 @@ def analyse(doc: Any) -> Frame:
                  speaker=speaker, terms=terms,
                  question_stems=frozenset(stem(w) for w in words(text)),
                  written=frozenset(words(text)),
-                 predicates=predicates, subject=_wh_is_subject(doc))
+                 predicates=predicates, subject=_wh_is_subject(doc),
+                 recent_days=None if wants & WHEN else recent_days(text))
+
+
+def recent_days(question: str) -> int | None:
+    """How many days before the day of asking the question's story can be from, when it
+    says ("this week", "on Tuesday": 7; "last week": 14); None when it does not say. (Not
+    asked of a question that wants a date: "X was down this week. What year did Musk buy
+    it?" asks about an older story.)"""
+    if _LAST_WEEK.search(question):
+        return 14
+    return 7 if _THIS_WEEK.search(question) else None
 
 
 _LIGHT_VERBS = frozenset("be have do make take get give go become say".split())
@@ -181,6 +202,8 @@ def _wh(doc: Any) -> tuple[str, str]:
                 noun = _of_noun(doc, i)
             if not noun and nxt is not None and nxt.lemma_ == "be":
                 noun = _attribute_noun(doc, nxt)  # "What is the new fee to climb ...?"
+            if not noun and nxt is not None and nxt.lemma_.lower() in _HEAD_NOUNS:
+                noun = nxt.lemma_.lower()  # "What year did ...": no noun chunk in the parse
             return ("which" if noun else "what"), noun
         if lower in ("when", "where", "why"):
             return lower, ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -122,10 +123,56 @@ def test_the_short_answer_keeps_the_whole_name() -> None:
               "US ambassador to the UN Samantha Power told the council.", "Samantha Power"),
              ("Which party is leading in the polls ahead of Germany's election?",
               "Germany's far-right populist Alternative for Germany is leading in the polls.",
-              "Alternative for Germany")]
+              "Alternative for Germany"),
+             # "what percentage": the number is the thing asked for, not a count of it
+             ("What percentage of adults in Dunmore supported the flood barrier?",
+              "In a survey released on Tuesday, 64% of adults in Dunmore supported the flood "
+              "barrier, while 31% opposed it.", "64%")]
     for question, sentence, expected in cases:
         span = answer_span(language, analyse(language.parse(question)), sentence)
         assert span and sentence[span[0]:span[1]] == expected, (question, span)
+
+
+# -- another week's story -------------------------------------------------------------------
+
+
+def test_this_week_is_answered_from_that_week_only(assistant: Assistant) -> None:
+    """Asked as of a day, "this week" rules out older articles: the same-topic story of
+    another year is not this week's answer, and the reason says so."""
+    question = "Who won the Women's World Rapid Chess Championship this week?"
+    that_week = assistant.ask(question, as_of=date(2024, 3, 7))
+    assert that_week.short_answer == "Lena Varga", that_week.answer
+    months_later = assistant.ask(question, as_of=date(2024, 6, 20))
+    assert months_later.abstained and months_later.citations == []
+    assert months_later.abstain_reason == ("the question asks about the 7 days before "
+                                           "2024-06-20, and no passage retrieved is from then")
+    # without the day of asking, or without a word placing it in time, no window applies
+    assert assistant.ask(question).short_answer == "Lena Varga"
+    assert assistant.ask("Who won the Women's World Rapid Chess Championship?",
+                         as_of=date(2024, 6, 20)).short_answer == "Lena Varga"
+
+
+def test_which_words_place_a_question_in_the_days_before_it() -> None:
+    language = shared_language()
+    cases = {"What NFL star announced his retirement on Tuesday?": 7,
+             "Which country elected a new leader this week?": 7,
+             "Which team lost last week?": 14,
+             "Which US holiday takes place on the third Monday of February every year?": None,
+             "Which store had the biggest Black Friday sales?": None,
+             "Which wildly popular show was recently green lit for a new season?": None,
+             # the week is the setting; the date asked for is older
+             "Elon Musk's X was hit with several waves of outages this week. What year did "
+             "Musk acquire the social media platform, formerly known as Twitter?": None}
+    for question, days in cases.items():
+        assert analyse(language.parse(question)).recent_days == days, question
+
+
+def test_rag_ask_as_of_names_the_week_it_looked_in(data_dir: Path) -> None:
+    done = run_rag("-q", "ask", "--as-of", "2024-06-20", "Who won the Women's World Rapid "
+                   "Chess Championship this week?", env=rag_env(data_dir))
+    assert done.returncode == 0, done.stderr
+    assert "The articles do not cover this question." in done.stdout
+    assert "the 7 days before 2024-06-20" in done.stdout and "Varga" not in done.stdout
 
 
 # -- not an answer at all -------------------------------------------------------------------
