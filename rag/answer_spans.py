@@ -65,8 +65,12 @@ def answer_spans(language: Language, frame: Frame,
         new = stem_set(ent.text) - frame.question_stems
         if not new and not (ent.label_ in QUANTITY | WHEN and _DIGIT.search(ent.text)):
             continue
+        if f" {flat(ent.text)} " in f" {flat(frame.text)} ":
+            continue  # the question's own "January 6, 2021" is not its answer
         if ent.label_ in QUANTITY and not _counts(frame, ent):
             continue
+        if frame.wh == "how many" and ent.label_ in WHEN and not any(t.like_num for t in ent):
+            continue  # "how many minutes": "two hours", never "Monday"
         found.append((2 * _PREFERENCE.get(ent.label_, 1) + _role(frame, ent.root),
                       _trim(frame, ent)))
     if frame.wants & QUANTITY:  # "no deaths had been reported"

@@ -127,7 +127,12 @@ def test_the_short_answer_keeps_the_whole_name() -> None:
              # "what percentage": the number is the thing asked for, not a count of it
              ("What percentage of adults in Dunmore supported the flood barrier?",
               "In a survey released on Tuesday, 64% of adults in Dunmore supported the flood "
-              "barrier, while 31% opposed it.", "64%")]
+              "barrier, while 31% opposed it.", "64%"),
+             # the question's own date is not its answer; "how many minutes" wants a number
+             ("How many minutes did the mayor of Dunmore speak on June 4, 2022?",
+              "The mayor of Dunmore spoke on June 4, 2022, for 40 minutes.", "40 minutes"),
+             ("How many minutes did the mayor of Dunmore speak?",
+              "On Monday the mayor of Dunmore spoke for 40 minutes.", "40 minutes")]
     for question, sentence, expected in cases:
         span = answer_span(language, analyse(language.parse(question)), sentence)
         assert span and sentence[span[0]:span[1]] == expected, (question, span)
