@@ -17,7 +17,7 @@ import numpy as np
 
 from index.embedder import Embedder, Vectors
 from rag.gate import AnswerGate, closest_sentences
-from rag.question import Frame, base_form, focus
+from rag.question import QUANTITY, WHEN, Frame, base_form, focus
 from rag.result import RetrievedPassage
 from rag.terms import content_terms, flat, strip_markers, words
 
@@ -142,6 +142,7 @@ class ExtractiveAnswerer:
         o = self.options
         if scores[best] < o.min_score:
             return Composed("")
+        best = self._agreed(frame, candidates, scores, best, passages)
         short = self._short(frame, candidates[best])
         chosen = [candidates[best]]
         for i in np.argsort(-scores):
@@ -156,6 +157,30 @@ class ExtractiveAnswerer:
         chosen.sort(key=lambda c: (c.passage, c.start))
         return Composed(" ".join(f"{strip_markers(c.text)} [{c.passage + 1}]"
                                  for c in chosen), short)
+
+    def _agreed(self, frame: Frame, candidates: list[_Candidate],
+                scores: np.typing.NDArray[np.float64], best: int,
+                passages: Sequence[RetrievedPassage]) -> int:
+        """Of the candidates scoring close to the best (within ``runner_up``), the one whose
+        short answer the most retrieved articles name: the week's story is told by several
+        of them, a same-topic aside by one. Only for names: a number or a date ("three",
+        "2022") recurs by chance."""
+        if not frame.wants or frame.wants <= QUANTITY | WHEN:
+            return best
+        close = [i for i in range(len(candidates))
+                 if scores[i] >= self.options.runner_up * scores[best]]
+        if len(close) < 2:
+            return best
+        articles: dict[str, list[str]] = {}
+        for passage in passages:
+            articles.setdefault(passage.article_id, []).append(flat(passage.text))
+        texts = [f" {' '.join(parts)} " for parts in articles.values()]
+
+        def support(i: int) -> int:
+            short = flat(self._short(frame, candidates[i]))
+            return sum(f" {short} " in text for text in texts) if short else 0
+
+        return max(close, key=lambda i: (support(i), scores[i]))
 
     def _short(self, frame: Frame, candidate: _Candidate) -> str:
         """The short answer the chosen sentence gives (as the gate picks it), or ''."""

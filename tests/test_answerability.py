@@ -14,11 +14,12 @@ import pytest
 
 from index.embedder import MiniLMEmbedder
 from rag.answer_spans import answer_span
-from rag.answerers import Turn
+from rag.answerers import ExtractiveAnswerer, Turn
 from rag.assistant import Assistant
 from rag.citations import CitationChecker
 from rag.question import analyse
-from tests.helpers import rag_env, run_rag, write_jsonl
+from rag.result import RetrievedPassage
+from tests.helpers import answer_gate, rag_env, run_rag, write_jsonl
 from tests.server_fixtures import LiveServer, serve_components, settings_for, upload
 from ui.wiring import build, shared_language
 
@@ -178,6 +179,32 @@ def test_rag_ask_as_of_names_the_week_it_looked_in(data_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "The articles do not cover this question." in done.stdout
     assert "the 7 days before 2024-06-20" in done.stdout and "Varga" not in done.stdout
+
+
+# -- the answer several articles give ------------------------------------------------------------
+
+
+def _passage(n: int, title: str, text: str) -> RetrievedPassage:
+    return RetrievedPassage(passage_id=f"games-{n}#0", article_id=f"games-{n}", title=title,
+                            source="example.org", text=text, start=0, end=len(text), score=1.0)
+
+
+def test_of_close_candidates_the_name_most_articles_give_is_the_answer(
+        embedder: MiniLMEmbedder) -> None:
+    """An aside worded like the question scores best, but the week's story, told by most
+    of the articles, names another city: close candidates are decided by it."""
+    question = "Which city will host the 2031 Borealis Youth Games?"
+    aside = _passage(1, "Sailing at the Games", "Port Aldous will host the 2031 Borealis "
+                     "Youth Games sailing races, its harbour master said.")
+    story = [_passage(2, "Kessling gets the Games", "The organisers announced on Monday that "
+                      "the 2031 Borealis Youth Games will be held in Kessling."),
+             _passage(3, "Kessling hotels", "Hotels in Kessling expect a boom when the 2031 "
+                      "Borealis Youth Games arrive.")]
+    answerer = ExtractiveAnswerer(embedder, answer_gate())
+    assert answerer.compose(question, [aside]).short == "Port Aldous"
+    chosen = answerer.compose(question, [aside, *story])
+    assert chosen.short == "Kessling", chosen.text
+    assert chosen.text.startswith("The organisers announced on Monday") and "[1]" not in chosen.text
 
 
 # -- not an answer at all -------------------------------------------------------------------
