@@ -171,8 +171,20 @@ class WriteQueue:
         for job in dropped:
             self._end(job, None, RuntimeError("the server stopped before this job ran; "
                                               "send it again"))
+        if dropped:
+            log.info("stopping: %d queued write(s) dropped (their clients are told to send "
+                     "them again)", len(dropped))
         if thread is not None and thread.is_alive():
+            with self._lock:
+                running = [j for j in self._jobs.values() if j.status == "running"]
+            if running:
+                log.info("stopping: finishing the %s job under way (up to %g s)",
+                         running[0].kind, timeout)
             thread.join(timeout)
+            if thread.is_alive():
+                log.warning("stopping: the %s job under way did not finish within %g s; "
+                            "the store keeps what it wrote (upload it again to be sure)",
+                            running[0].kind if running else "write", timeout)
 
     def _work(self) -> None:
         while True:
