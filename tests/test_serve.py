@@ -165,8 +165,13 @@ def test_rag_serve_stops_cleanly_while_embedding(tmp_path: Path) -> None:
     server = RagServe(tmp_path / "data", tmp_path / "serve.log").start()
     try:
         upload(server.url, json={"records": [_long_article()]})
-        store = httpx.get(f"{server.url}/api/health").json()["store"]
-        assert store["waiting"] > 0, store
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the first batch is in: embedding is on
+            store = httpx.get(f"{server.url}/api/health").json()["store"]
+            if store["embedded"]:
+                break
+            time.sleep(0.1)
+        assert 0 < store["embedded"] < store["passages"], store
     finally:
         assert server.process is not None
         server.process.terminate()
@@ -174,6 +179,7 @@ def test_rag_serve_stops_cleanly_while_embedding(tmp_path: Path) -> None:
     log = server.log.read_text()
     assert code in (0, -signal.SIGTERM), log[-2000:]
     assert "Application shutdown complete" in log, log[-2000:]
+    assert "stopping: finishing the embedding batch under way" in log, log[-2000:]
     assert "Traceback" not in log and "Segmentation" not in log, log[-2000:]
     again = RagServe(tmp_path / "data", tmp_path / "serve2.log").start()
     try:

@@ -47,6 +47,9 @@ class BackgroundEmbedder:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
+            if self.busy:
+                log.info("stopping: finishing the embedding batch under way; the passages "
+                         "still waiting are embedded when the server starts again")
             self._thread.join(timeout)
 
     def _run(self) -> None:
