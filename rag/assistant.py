@@ -11,8 +11,8 @@ from rag.answerers import Answerer, ShortAnswer, Turn
 from rag.citations import CitationChecker
 from rag.condense import Condenser, RuleCondenser
 from rag.gate import AnswerGate
-from rag.result import NOT_COVERED, Answer, RetrievedPassage
-from rag.retrieve import Retriever
+from rag.result import NOT_COVERED, Answer
+from rag.retrieve import Retriever, published_within
 
 log = logging.getLogger(__name__)
 
@@ -90,18 +90,3 @@ class Assistant:
                      answer.removed_sentences)
         yield answer
 
-
-def published_within(passages: Sequence[RetrievedPassage], as_of: date, days: int
-                     ) -> list[RetrievedPassage]:
-    """The passages published in the ``days`` before ``as_of`` (or the day after: time
-    zones), in their order; undated ones are kept, as nothing rules them out."""
-    kept = []
-    for passage in passages:
-        try:
-            published = date.fromisoformat(passage.published[:10])
-        except ValueError:
-            kept.append(passage)
-            continue
-        if -1 <= (as_of - published).days <= days:
-            kept.append(passage)
-    return kept

@@ -25,6 +25,7 @@ import numpy as np
 from index.filters import Filters
 from rag.answerers import Turn
 from rag.result import Answer, RetrievedPassage
+from rag.retrieve import parse_day
 from rag.terms import STOPWORDS
 
 METRIC_KEYS = ("n_questions", "hits@1", "hits@5", "hits@10", "mrr@10", "ansin@5",
@@ -164,14 +165,6 @@ def _turn(item: Any) -> Turn:
     if role not in ("user", "assistant") or not isinstance(content, str):
         raise ValueError(f"history turns need role user/assistant and text content: {item!r}")
     return Turn(role, content)
-
-
-def parse_day(text: str) -> date | None:
-    """'2022/06/16' or '2022-06-16' (a time after it is ignored); None when not a date."""
-    try:
-        return date.fromisoformat(text.strip()[:10].replace("/", "-"))
-    except ValueError:
-        return None
 
 
 def normalise_answer(text: str) -> str:

@@ -209,10 +209,10 @@ def recency_ranking(published: dict[str, str], as_of: date) -> dict[str, float]:
     gaps: dict[str, int] = {}
     unknown: list[str] = []
     for pid, text in published.items():
-        day = _parse_day(text)
+        day = parse_day(text)
         if day is None:
             unknown.append(pid)
-        elif (day - as_of).days <= 1:
+        elif (day - as_of).days <= _DAY_AFTER:
             gaps[pid] = abs((as_of - day).days)
     ordered = sorted(gaps.values())
     ranks: dict[str, float] = {}
@@ -236,8 +236,25 @@ def _count_below(ordered: list[int], value: int) -> int:
     return bisect_left(ordered, value)
 
 
-def _parse_day(text: str) -> date | None:
+def published_within(passages: Sequence[RetrievedPassage], as_of: date, days: int
+                     ) -> list[RetrievedPassage]:
+    """The passages published in the ``days`` before ``as_of`` (or up to the day after, as
+    for the recency ranking), in their order; undated ones are kept, as nothing rules them
+    out."""
+    kept = []
+    for passage in passages:
+        day = parse_day(passage.published)
+        if day is None or -_DAY_AFTER <= (as_of - day).days <= days:
+            kept.append(passage)
+    return kept
+
+
+_DAY_AFTER = 1  # published the day after ``as_of`` still counts: time zones
+
+
+def parse_day(text: str) -> date | None:
+    """'2022/06/16' or '2022-06-16' (a time after it is ignored); None when not a date."""
     try:
-        return date.fromisoformat(text[:10])
+        return date.fromisoformat(text.strip()[:10].replace("/", "-"))
     except ValueError:
         return None
