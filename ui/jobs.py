@@ -70,6 +70,11 @@ class Job:
 _STOP = Job("", "stop", "", lambda job: {})  # tells the writer thread to end
 
 
+def _stopped() -> RuntimeError:
+    """The error of a job the server never ran because it stopped first."""
+    return RuntimeError("the server stopped before this job ran; send it again")
+
+
 class WriteQueue:
     """At most ``capacity`` waiting jobs, done one at a time by one daemon thread.
 
@@ -95,15 +100,11 @@ class WriteQueue:
         """Queue a write; raises QueueFull (after running ``cleanup``) when no room is left.
         ``prepare`` (if any) runs first on a fetcher thread, without the writer."""
         with self._lock:
-            if self._closed:
+            refusal = self._refusal()
+            if refusal is not None:
                 if cleanup is not None:
                     cleanup()
-                raise QueueFull("the server is stopping; try again once it is back")
-            if self.waiting() >= self.capacity:
-                if cleanup is not None:
-                    cleanup()
-                raise QueueFull(f"{self.waiting()} writes are already waiting (the most "
-                                "RAG_WRITE_QUEUE allows); try again shortly")
+                raise QueueFull(refusal)
             job = Job(secrets.token_hex(16), kind, collection, run, cleanup)
             self._jobs[job.id] = job
             while len(self._jobs) > self._keep + self.capacity:
@@ -118,6 +119,15 @@ class WriteQueue:
                 threading.Thread(target=self._prepare, args=(job, prepare), daemon=True,
                                  name="rag-fetch").start()
         return job
+
+    def _refusal(self) -> str | None:
+        """Why a new job is refused, or None (the caller holds ``_lock``)."""
+        if self._closed:
+            return "the server is stopping; try again once it is back"
+        if self.waiting() >= self.capacity:
+            return (f"{self.waiting()} writes are already waiting (the most RAG_WRITE_QUEUE "
+                    "allows); try again shortly")
+        return None
 
     def _enqueue(self, job: Job) -> None:
         """Hand a job to the writer (the caller holds ``_lock``)."""
@@ -143,8 +153,7 @@ class WriteQueue:
             if not closed:
                 self._enqueue(job)
         if closed:
-            self._end(job, None, RuntimeError("the server stopped before this job ran; "
-                                              "send it again"))
+            self._end(job, None, _stopped())
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -169,8 +178,7 @@ class WriteQueue:
                     break
             self._queue.put(_STOP)
         for job in dropped:
-            self._end(job, None, RuntimeError("the server stopped before this job ran; "
-                                              "send it again"))
+            self._end(job, None, _stopped())
         if dropped:
             log.info("stopping: %d queued write(s) dropped (their clients are told to send "
                      "them again)", len(dropped))
