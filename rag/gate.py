@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.clean import is_boilerplate
 from index.passages import sentence_spans
@@ -80,8 +81,14 @@ class AnswerGate:
         self._judged: OrderedDict[tuple[str, str, int, int, int, str], Finding] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._frames = lru_cache(maxsize=256)(self._analyse)
 
     def frame(self, question: str) -> Frame:
+        """The question's analysis, made once: the assistant, the answerer and the checks
+        each ask for it (frames are immutable)."""
+        return self._frames(question)
+
+    def _analyse(self, question: str) -> Frame:
         return analyse(self.language.parse(question))
 
     def judge(self, frame: Frame, passage: RetrievedPassage, start: int, end: int,
