@@ -18,6 +18,7 @@ from rag.eval import (
     short_answer_matches,
 )
 from rag.result import Answer, Citation, RetrievedPassage
+from tests.helpers import write_jsonl
 from ui.cli import main
 
 
@@ -155,14 +156,14 @@ def test_rag_eval_json_prints_exactly_the_documented_keys(
          "text": "Mira Castellanos won the national chess championship on Saturday.",
          "source": "n.test", "published": "2022-07-02"},
     ]
-    articles.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    write_jsonl(articles, rows)
     questions = tmp_path / "questions.jsonl"
-    questions.write_text("\n".join(json.dumps(r) for r in [
+    write_jsonl(questions, [
         {"id": "1", "question": "Where were the Tolbek islanders evacuated to?",
          "answers": ["Varsa"], "gold_urls": ["https://n.test/volcano"]},
         {"id": "2", "question": "Who won the national chess championship?",
          "answers": ["Mira Castellanos"], "gold_urls": ["https://n.test/chess"]},
-    ]), encoding="utf-8")
+    ])
     data = tmp_path / "data"
     code = main(["-q", "--data-dir", str(data), "eval", str(questions), "--articles",
                  str(articles), "--json"])
@@ -181,14 +182,14 @@ def test_rag_eval_json_prints_exactly_the_documented_keys(
 def test_rag_eval_compare_adds_the_dense_and_bm25_figures_of_the_same_rows(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     articles = tmp_path / "articles.jsonl"
-    articles.write_text("\n".join(json.dumps(r) for r in [
+    write_jsonl(articles, [
         {"id": "https://n.test/volcano", "title": "Volcano erupts on Tolbek island",
          "text": "The Tolbek volcano erupted on Sunday. 3,000 islanders were evacuated to "
                  "the port of Varsa.", "source": "n.test"},
         {"id": "https://n.test/chess", "title": "Teenager wins chess title",
          "text": "Mira Castellanos won the national chess championship on Saturday.",
          "source": "n.test"},
-    ]), encoding="utf-8")
+    ])
     questions = tmp_path / "questions.jsonl"
     questions.write_text(json.dumps(
         {"id": "1", "question": "Where were the Tolbek islanders evacuated to?",
@@ -211,7 +212,7 @@ def test_rag_eval_compare_adds_the_dense_and_bm25_figures_of_the_same_rows(
 def test_rag_eval_asks_negatives_without_their_articles_and_follow_ups_after_history(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     articles = tmp_path / "articles.jsonl"
-    articles.write_text("\n".join(json.dumps(r) for r in [
+    write_jsonl(articles, [
         {"id": "https://n.test/volcano", "title": "Volcano erupts on Tolbek island",
          "text": "The Tolbek volcano erupted on Sunday. Flights were cancelled and 3,000 "
                  "islanders were evacuated to the port of Varsa.", "source": "n.test"},
@@ -219,10 +220,10 @@ def test_rag_eval_asks_negatives_without_their_articles_and_follow_ups_after_his
          "text": "Mira Castellanos won the national chess championship on Saturday. Her coach, "
                  "Anton Brevik, said she had trained for the final every morning for a year.",
          "source": "n.test"},
-    ]), encoding="utf-8")
+    ])
     evacuated = "Where were the Tolbek islanders evacuated to?"
     questions = tmp_path / "questions.jsonl"
-    questions.write_text("\n".join(json.dumps(r) for r in [
+    write_jsonl(questions, [
         {"id": "1", "question": evacuated, "answers": ["Varsa"],
          "gold_urls": ["https://n.test/volcano"]},
         {"id": "1-neg", "question": evacuated, "answers": ["Varsa"], "unanswerable": True,
@@ -230,7 +231,7 @@ def test_rag_eval_asks_negatives_without_their_articles_and_follow_ups_after_his
         {"id": "2", "question": "Who is her coach?", "answers": ["Anton Brevik"],
          "history": [{"role": "user", "content": "Who won the national chess championship?"},
                      {"role": "assistant", "content": "Mira Castellanos won it. [1]"}]},
-    ]), encoding="utf-8")
+    ])
     code = main(["-q", "--data-dir", str(tmp_path / "data"), "eval", str(questions),
                  "--articles", str(articles), "--json"])
     assert code == 0
@@ -246,14 +247,14 @@ def test_rag_eval_asks_negatives_without_their_articles_and_follow_ups_after_his
 def test_rag_ask_filters_by_source_and_rejects_a_bad_date(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     articles = tmp_path / "articles.jsonl"
-    articles.write_text("\n".join(json.dumps(r) for r in [
+    write_jsonl(articles, [
         {"id": "a", "title": "Harbour reopens in Varsa", "source": "one.test",
          "published": "2022-06-01", "text": "The harbour of Varsa reopened on Monday after "
          "the storm, the port authority said."},
         {"id": "b", "title": "Harbour stays shut in Delmar", "source": "two.test",
          "published": "2022-06-20", "text": "The harbour of Delmar stays shut after the "
          "storm, the port authority said on Friday."},
-    ]), encoding="utf-8")
+    ])
     data = ["-q", "--data-dir", str(tmp_path / "data")]
     assert main([*data, "ingest", str(articles)]) == 0
     capsys.readouterr()
