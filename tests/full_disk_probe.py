@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import SAMPLE_DIR, RagServe, dev_records, rag_env, run_rag, write_jsonl
+from tests.helpers import SAMPLE_DIR, RagServe, news_records, rag_env, run_rag, write_jsonl
 
 
 def main(root: Path) -> dict[str, object]:
@@ -20,7 +20,7 @@ def main(root: Path) -> dict[str, object]:
     disk.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", str(disk)], check=True)
     data, env = disk / "data", rag_env(disk / "data")
-    articles = write_jsonl(root / "more.jsonl", dev_records(120)[80:])
+    articles = write_jsonl(root / "more.jsonl", news_records(120)[80:])
     steps: dict[str, object] = {}
     first = run_rag("-q", "ingest", str(SAMPLE_DIR), env=env)
     steps["first"] = [first.returncode, first.stderr]

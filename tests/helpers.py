@@ -23,8 +23,6 @@ from ui.wiring import shared_language
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# The evaluation data sits beside the checkout (../shared), read in place, never copied.
-DEV_ARTICLES = ROOT.parent / "shared" / "eval" / "realtimeqa-dev" / "articles.jsonl"
 SAMPLE_DIR = ROOT / "examples" / "articles"
 
 
@@ -79,13 +77,48 @@ def start_rag(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def dev_records(count: int, shortest: bool = True) -> list[dict[str, object]]:
-    """``count`` dev-corpus articles (the shortest by default, so embedding stays cheap)."""
-    rows = [json.loads(line) for line in DEV_ARTICLES.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    if shortest:
-        rows.sort(key=lambda r: (len(str(r["text"])), str(r["id"])))
-    return rows[:count]
+_PLACES = ["Dunmore", "Kellfield", "Port Aldous", "Varsa", "Tallinn", "Kessling", "Brora",
+           "Lowden", "Ashgrove", "Mirren", "Calder Bay", "Oston", "Pellam", "Ryford"]
+_PEOPLE = ["Mara Quill", "Dana Okafor", "Lena Varga", "Tomas Brandt", "Priya Nair",
+           "Marco Lindqvist", "Ava Tremblay", "Joss Herrick", "Ines Alvarado", "Kofi Mensah",
+           "Hana Sato", "Olek Nowak", "Ruth Abara", "Sven Dahl"]
+_TOPICS = ["a new bridge", "the harbour strike", "a school budget", "the flood defences",
+           "a wind farm", "the rail timetable", "a hospital wing", "the city marathon",
+           "a museum reopening", "the water tariff", "a ferry contract", "the housing plan"]
+_SENTENCES = [
+    "{person} said on {day} that {topic} in {place} would cost {n} million euros.",
+    "Work on {topic} is due to start in {month}, according to the council of {place}.",
+    "About {m} residents of {place} attended a meeting about {topic} on {day}.",
+    "{person}, who has led the campaign for {topic}, called the decision long overdue.",
+    "Critics in {place} say {topic} was approved without enough public consultation.",
+    "The regional assembly voted {m} to {k} in favour of {topic} on {day}.",
+    "{person} told reporters that the first phase would be finished by {month}.",
+    "Local businesses in {place} expect {topic} to bring {m} new jobs.",
+]
+_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_MONTHS = ["January", "March", "April", "June", "September", "November"]
+
+
+def news_records(count: int) -> list[dict[str, object]]:
+    """``count`` short news articles made here (deterministic, each text unique), shortest
+    first: the crash, lock, two-server and two-stage tests need real-looking articles of
+    varied lengths, not any particular news."""
+    rows: list[dict[str, object]] = []
+    for n in range(count):
+        place, topic = _PLACES[n % len(_PLACES)], _TOPICS[(n * 5) % len(_TOPICS)]
+        sentences = []
+        for k in range(2 + n // 3):
+            template = _SENTENCES[(n + k * 3) % len(_SENTENCES)]
+            sentences.append(template.format(
+                person=_PEOPLE[(n + k) % len(_PEOPLE)], place=place, topic=topic,
+                day=_DAYS[(n + k) % 7], month=_MONTHS[(n * 3 + k) % len(_MONTHS)],
+                n=3 + (n * 7 + k) % 90, m=100 + n * 13 + k, k=10 + (n + k) % 40))
+        paragraphs = [" ".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3)]
+        rows.append({"id": f"https://news.test/{n:04d}", "url": f"https://news.test/{n:04d}",
+                     "title": f"{place}: {topic} (report {n})", "source": "news.test",
+                     "published": f"2024-{1 + n % 12:02d}-{1 + n % 28:02d}",
+                     "text": f"Report {n} from {place}.\n\n" + "\n\n".join(paragraphs)})
+    return rows
 
 
 def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:

@@ -337,10 +337,10 @@ def test_a_server_killed_mid_upload_loses_nothing_when_it_is_uploaded_again(
     """The documented recovery after a crash, upload again, once lost 4 of 32 articles."""
     import signal
 
-    from tests.helpers import dev_records, probe_store
+    from tests.helpers import news_records, probe_store
 
     data = tmp_path / "data"
-    lines = b"".join(json.dumps(r).encode() + b"\n" for r in dev_records(120)[80:112])
+    lines = b"".join(json.dumps(r).encode() + b"\n" for r in news_records(120)[80:112])
     server = RagServe(data, tmp_path / "serve.log").start()
     try:
         sent = httpx.post(f"{server.url}/api/articles", timeout=60,

@@ -19,7 +19,7 @@ from index.store import PassageStore, open_client
 from index.types import Article
 from tests.helpers import (
     OutputWatcher,
-    dev_records,
+    news_records,
     open_store,
     probe_store,
     rag_env,
@@ -65,7 +65,7 @@ def assert_consistent(store: PassageStore) -> None:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Article]]:
     """36 short dev articles: more than one embedding round, cheap to embed."""
     folder = tmp_path_factory.mktemp("crash-corpus")
-    path = write_jsonl(folder / "dev40.jsonl", dev_records(70)[30:66])
+    path = write_jsonl(folder / "dev40.jsonl", news_records(70)[30:66])
     # As ingest sees them: boilerplate lines dropped before splitting.
     articles = [clean_article(r) for r in read_paths([path], MAX_BYTES)
                 if isinstance(r, Article)]

@@ -12,7 +12,7 @@ import pytest
 from index.lock import LockTimeout, WriteLock
 from tests.helpers import (
     SAMPLE_DIR,
-    dev_records,
+    news_records,
     probe_store,
     rag_env,
     run_rag,
@@ -67,7 +67,7 @@ def test_cli_ingest_fails_clearly_when_the_folder_is_busy(tmp_path: Path) -> Non
 
 
 def test_two_ingests_at_once_serialise_and_both_land(tmp_path: Path) -> None:
-    records = dev_records(60)[40:48]
+    records = news_records(60)[40:48]
     first = write_jsonl(tmp_path / "first.jsonl", records[:4])
     second = write_jsonl(tmp_path / "second.jsonl", records[4:])
     data = tmp_path / "data"
@@ -98,7 +98,7 @@ def test_server_upload_takes_turns_with_other_writers(tmp_path: Path, embedder) 
 
     data = tmp_path / "data"
     server = serve_components(settings_for(data, lock_timeout=0.5), embedder)
-    records = {"records": dev_records(60)[40:41]}
+    records = {"records": news_records(60)[40:41]}
     try:
         with WriteLock(data, timeout=0):
             busy = httpx.post(f"{server.url}/api/articles", json=records, timeout=60,

@@ -18,7 +18,7 @@ import pytest
 
 from index.embedder import MiniLMEmbedder
 from index.ingest import ingest_paths
-from tests.helpers import ChromaServer, dev_records, free_port
+from tests.helpers import ChromaServer, free_port, news_records
 from tests.server_fixtures import (
     ROOT,
     SAMPLE_ARTICLES,
@@ -148,7 +148,7 @@ def busy_server(tmp_path: Path, embedder: MiniLMEmbedder) -> Any:
 
 def test_twenty_clients_query_while_an_ingest_runs(busy_server: LiveServer) -> None:
     clients, per_client = 20, 3
-    records = dev_records(60)[40:52]
+    records = news_records(60)[40:52]
     spans: dict[str, tuple[float, float]] = {}
     query_spans: list[tuple[float, float]] = []
     statuses: list[int] = []

@@ -9,8 +9,8 @@ from tests.helpers import (
     SAMPLE_DIR,
     ChromaServer,
     OutputWatcher,
-    dev_records,
     free_port,
+    news_records,
     rag_env,
     run_rag,
     start_rag,
@@ -42,7 +42,7 @@ def test_every_command_fails_in_one_line_when_the_server_is_down(tmp_path: Path)
 
 def test_ingest_stops_cleanly_when_the_server_dies_and_resumes_when_it_is_back(
         chroma: ChromaServer, tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "dev.jsonl", dev_records(34))
+    path = write_jsonl(tmp_path / "dev.jsonl", news_records(34))
     env = rag_env(tmp_path / "data", RAG_CHROMA_URL=chroma.url)
     process = start_rag("ingest", str(path), env=env)
     try:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.chroma_gate import ChromaTokenGate
-from tests.helpers import ChromaServer, RagServe, dev_records, rag_env, run_rag
+from tests.helpers import ChromaServer, RagServe, news_records, rag_env, run_rag
 
 TENANT, DATABASE, TOKEN = "acme-news", "newsroom", "chroma-token-0123456789"
 HERONS = {"id": "herons-varsa", "title": "Herons return to Lake Varsa",
@@ -106,7 +106,7 @@ def test_an_upload_through_one_server_is_answered_by_the_other(
 def test_ingest_in_one_server_while_the_other_answers_gives_no_errors(
         servers: tuple[RagServe, RagServe]) -> None:
     first, second = servers
-    records = dev_records(24)
+    records = news_records(24)
     job = httpx.post(f"{first.url}/api/articles", json={"records": records}, timeout=60)
     assert job.status_code == 202, job.text
     questions = [json.dumps(r["title"]) for r in records[:6]] + [QUESTION]

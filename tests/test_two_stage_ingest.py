@@ -21,7 +21,7 @@ from tests.helpers import (
     SAMPLE_DIR,
     RecordingEmbedder,
     answer_gate,
-    dev_records,
+    news_records,
     write_jsonl,
 )
 
@@ -35,7 +35,7 @@ def _lexical(store: PassageStore, tmp_path: Path) -> LexicalIndex:
 
 
 def _dev_articles(tmp_path: Path, count: int) -> list[Article]:
-    path = write_jsonl(tmp_path / "dev.jsonl", dev_records(count))
+    path = write_jsonl(tmp_path / "dev.jsonl", news_records(count))
     return [a for a in read_paths([path], 25_000_000) if isinstance(a, Article)]
 
 
