@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Filters(BaseModel):
@@ -43,6 +43,14 @@ class Filters(BaseModel):
                 raise ValueError(f"{value!r} is not a date on the calendar "
                                  "(YYYY-MM-DD)") from None
         return value
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Filters:
+        if (self.published_from and self.published_to
+                and self.published_from > self.published_to):
+            raise ValueError(f"the date range starts ({self.published_from}) after it ends "
+                             f"({self.published_to}): swap the two dates")
+        return self
 
     def is_empty(self) -> bool:
         return not (self.sources or self.article_ids or self.exclude_article_ids

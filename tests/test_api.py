@@ -103,6 +103,10 @@ def test_impossible_date_in_a_filter_is_422_naming_the_field(live_server: LiveSe
                          422, "validation_error")
     assert "published_from" in error["message"] and "not a date on the calendar" in error[
         "message"]
+    body["filters"] = {"published_from": "2016-09-30", "published_to": "2016-09-01"}
+    error = assert_error(httpx.post(f"{live_server.url}/api/query", json=body, timeout=60),
+                         422, "validation_error")
+    assert "filters" in error["message"] and "swap the two dates" in error["message"]
 
 
 def test_follow_up_with_history_is_accepted(live_server: LiveServer) -> None:

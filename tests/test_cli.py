@@ -110,7 +110,10 @@ def test_what_a_new_user_types_gets_one_clear_line(tmp_path: Path) -> None:
                            (["eval", str(tmp_path / "missing.jsonl")],
                             f"rag: error: {tmp_path / 'missing.jsonl'}: no such file"),
                            (["ask", "--source", "bogus.example", "Who?"],
-                            "rag: error: filters.sources: unknown source 'bogus.example'")]:
+                            "rag: error: filters.sources: unknown source 'bogus.example'"),
+                           (["ask", "--since", "2016-09-30", "--until", "2016-09-01", "Who?"],
+                            "rag: error: --since/--until: the date range starts (2016-09-30) "
+                            "after it ends (2016-09-01): swap the two dates")]:
         result = run_rag(*args, env=env)
         assert result.returncode == 2, (args, result.stderr)
         lines = [line for line in result.stderr.splitlines()  # what it uses aside

@@ -81,7 +81,11 @@ def chat_filters(sources: list[str] | None, published_from: str | None,
         except ValidationError:
             raise FilterError(f"{label}: {value!r} is not a date on the calendar; write "
                               "YYYY-MM-DD, e.g. 2022-06-30.") from None
-    filters = Filters(sources=list(sources or []), published_from=low, published_to=high)
+    try:
+        filters = Filters(sources=list(sources or []), published_from=low, published_to=high)
+    except ValidationError as exc:  # a range that ends before it starts
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise FilterError(f"Published from/to: {reason}.") from None
     return None if filters.is_empty() else filters
 
 

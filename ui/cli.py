@@ -356,7 +356,8 @@ def _filters(args: argparse.Namespace) -> Filters | None:
                           exclude_article_ids=args.exclude,
                           published_from=args.since, published_to=args.until)
     except ValidationError as exc:
-        raise ValueError("--since/--until take dates as YYYY-MM-DD") from exc
+        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"--since/--until: {reason}") from exc
     return None if filters.is_empty() else filters
 
 
@@ -384,8 +385,10 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--no-answers", action="store_true",
                    help="measure retrieval only (skip answering: faster)")
     p.add_argument("--compare", action="store_true",
-                   help="also measure the dense side and the BM25 side alone on the same rows "
-                   "(retrieval figures), printed beside the main figures")
+                   help="also measure, on the same rows, the dense side and the BM25 side "
+                   "alone and the fusion without the answer model's reranking (retrieval "
+                   "figures), and the assistant without the answer model (all figures), "
+                   "printed beside the main figures")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(run=cmd_eval)
 
