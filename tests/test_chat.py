@@ -112,6 +112,7 @@ def test_chat_filter_row_explains_an_impossible_date_next_to_the_box(tmp_path: P
         assert messages == [] and state["turns"] == []  # never asked, never abstained
     assert filter_message("2025-13-45", "") != "" and filter_message("2022-06-30", "") == ""
     assert chat_filters(None, " ", "") is None
+    assert "swap the two dates" in filter_message("2022-06-30", "2022-06-01")
 
 
 def test_chat_says_a_source_the_collection_lacks_is_unknown(tmp_path: Path, embedder) -> None:
