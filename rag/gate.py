@@ -205,7 +205,7 @@ def closest_sentences(frame: Frame, passages: Sequence[RetrievedPassage]
     return [(p, a, b, spans) for _, p, a, b, spans in found]
 
 
-NOT_CLOSE = ("the passages that name what it asks for say something else than what the "
+NOT_CLOSE = ("the passages that name what it asks for are about something other than what the "
              "question describes")
 
 

@@ -145,3 +145,15 @@ def test_an_answer_only_renumbered_by_the_check_is_printed_once(capsys) -> None:
     out = capsys.readouterr().out
     assert out.count("Mara Quill arranged it.") == 1, out
     assert "[citations renumbered: [3] is [1]]" in out and "[1] Title 3" in out
+
+
+def test_rag_list_counts_in_words_and_cuts_titles_between_words() -> None:
+    from ui.cli import _shortened, plural
+
+    assert (plural(1, "passage"), plural(2, "passage"), plural(0, "article")) == (
+        "1 passage", "2 passages", "0 articles")
+    title = "Security Council meets on Aleppo as the ceasefire collapses and aid stalls again"
+    cut = _shortened(title, 40)
+    assert len(cut) <= 40 and cut.endswith("…") and title.startswith(cut[:-1])
+    assert title[len(cut) - 1] == " "  # cut where a word ends, never inside one
+    assert _shortened("Short title", 40) == "Short title"

@@ -206,8 +206,10 @@ def header(service: ArticleService, collection: str | None = None) -> str:
             f"{escape_markdown(about['embedder'])}")
     waiting = about["waiting"]
     if waiting:
-        text += (f"\n\n{waiting} of {about['passages']} passages are waiting for their "
-                 "vectors: until then they are found by their words only.")
+        total = about["passages"]
+        text += (f"\n\n{waiting} of {total} passage{'s' if total != 1 else ''} "
+                 f"{'is' if waiting == 1 else 'are'} waiting for their vectors: until then "
+                 "they are found by their words only.")
     return text + (f"\n\n{EMPTY_STORE}" if count == 0 else "")
 
 

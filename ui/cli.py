@@ -275,8 +275,9 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps([a.as_dict() for a in articles], ensure_ascii=False))
         return EXIT_OK
     for a in articles:
-        print(f"{a.id}\t{a.passages} passages\t{a.title[:70]}\t{a.source}")
-    print(f"{len(articles)} articles", file=sys.stderr)
+        print(f"{a.id}\t{plural(a.passages, 'passage')}\t{_shortened(a.title, 70)}\t"
+              f"{a.source}")
+    print(plural(len(articles), "article"), file=sys.stderr)
     return EXIT_OK
 
 
@@ -359,6 +360,19 @@ def _filters(args: argparse.Namespace) -> Filters | None:
         reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         raise ValueError(f"--since/--until: {reason}") from exc
     return None if filters.is_empty() else filters
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 passage', '2 passages'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _shortened(text: str, width: int) -> str:
+    """``text`` cut at a word boundary to at most ``width`` characters, '…' marking a cut."""
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1].rsplit(" ", 1)[0] if " " in text[:width - 1] else text[:width - 1]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
