@@ -89,6 +89,33 @@ def test_listed_origins_may_write(keyed: RagServe) -> None:
     assert allowed.status_code == 202
 
 
+def test_a_name_rebound_to_loopback_reaches_nothing(open_server: RagServe,
+                                                   sample_data: Path) -> None:
+    """DNS rebinding: a page on rebind.test makes its name resolve to 127.0.0.1; its
+    requests carry its own Host and a matching Origin, so only the Host gives it away."""
+    port = open_server.url.rsplit(":", 1)[1]
+    rebound = {"Host": f"rebind.test:{port}", "Origin": f"http://rebind.test:{port}"}
+    for method, path, body in [("POST", "/api/articles", RECORD), ("GET", "/api/articles", None),
+                               ("POST", "/api/query", {"question": "Who resigned?"}),
+                               ("GET", "/", None)]:
+        refused = httpx.request(method, f"{open_server.url}{path}", json=body, headers=rebound,
+                                timeout=30)
+        assert refused.status_code == 400 and error_code(refused) == "host_not_allowed", path
+        assert "rebind.test" in refused.json()["error"]["message"]
+        assert "RAG_ALLOWED_HOSTS" in refused.json()["error"]["message"]
+    for host in ("localhost", "127.0.0.1"):
+        assert httpx.get(f"{open_server.url}/api/articles", headers={"Host": f"{host}:{port}"},
+                         timeout=30).status_code == 200
+    listed = RagServe(sample_data, sample_data.parent / "hosts.log",
+                      RAG_ALLOWED_HOSTS="rebind.test").start()
+    try:
+        port = listed.url.rsplit(":", 1)[1]
+        assert httpx.get(f"{listed.url}/api/articles", headers={"Host": f"rebind.test:{port}"},
+                         timeout=30).status_code == 200  # a name the deployment serves
+    finally:
+        listed.stop()
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     yield from launch_chromium()

@@ -131,6 +131,34 @@ def _too_large(limit: int) -> JSONResponse:
                       headers={"Connection": "close"})
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+class AllowedHosts:
+    """Requests are answered only for the host names the server was told it serves.
+
+    A page on ``rebind.example`` can make its name resolve to 127.0.0.1 and then talk to the
+    server as its own origin; its requests still carry ``Host: rebind.example``, which is
+    refused here. The Origin rule cannot see this: the page's origin and Host agree."""
+
+    def __init__(self, app: ASGIApp, allowed: list[str]) -> None:
+        self.app = app
+        self.any = "*" in allowed
+        self.allowed = {h.lower().strip("[]") for h in (*LOCAL_HOSTS, *allowed)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not self.any:
+            host = Headers(scope=scope).get("host", "")
+            name = urlsplit(f"//{host}").hostname or ""
+            if name not in self.allowed:
+                shown = host.encode("ascii", "replace").decode()[:100] or "(none)"
+                await error_json(400, "host_not_allowed", f"this server does not answer for "
+                                 f"the host {shown!r}: add the name to RAG_ALLOWED_HOSTS if "
+                                 "clients reach it that way")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class SameOrigin:
     """Writes (POST, PUT, PATCH, DELETE) from a browser page of another origin are refused.
 

@@ -24,14 +24,16 @@ log = logging.getLogger(__name__)
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 
-def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
-    """Build everything once (embedder, store, assistant) and return the ASGI app."""
+def create_app(settings: Settings, components: Components | None = None,
+               host: str = "127.0.0.1") -> FastAPI:
+    """Build everything once (embedder, store, assistant) and return the ASGI app;
+    ``host``: the address it will be bound to (its requests' Host is accepted)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
 
     from ui.api import create_api
     from ui.chat import CSS, HEAD, build_chat
-    from ui.guard import AuthThrottle, BodyLimit, SameOrigin, UploadTracker
+    from ui.guard import AllowedHosts, AuthThrottle, BodyLimit, SameOrigin, UploadTracker
     from ui.service import ArticleService
     from ui.uploads import UploadRegistry, remove_stale_upload_folders
 
@@ -72,6 +74,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
                            upload_bytes=int(settings.max_upload_mb * 1_000_000))
     mounted.add_middleware(SameOrigin, allowed=settings.allowed_origins)
     mounted.add_middleware(AuthThrottle, per_minute=settings.auth_failures_per_minute)
+    bound = [] if host in ("0.0.0.0", "::", "") else [host]
+    mounted.add_middleware(AllowedHosts, allowed=[*bound, *settings.allowed_hosts])
     return mounted
 
 
@@ -94,7 +98,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     """Run the server until interrupted."""
     import uvicorn
 
-    app = create_app(settings)
+    app = create_app(settings, host=host)
+    if host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        log.warning("listening on every address: clients that use a name or address other "
+                    "than localhost get 400 until it is listed in RAG_ALLOWED_HOSTS")
     log.info("serving on http://%s:%d (chat /, API /api, OpenAI /v1, docs /docs)", host, port)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
                 timeout_graceful_shutdown=5)

@@ -25,6 +25,7 @@ from index.ingest import SplitOptions
 from rag.answerers import ExtractiveOptions
 from rag.citations import CheckThresholds
 from rag.llm import Generation
+from rag.rerank import RerankOptions
 from rag.retrieve import FusionOptions
 
 MIN_API_KEY_CHARS = 16
@@ -100,6 +101,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Other web origins (e.g. https://app.example.org) "
         "whose pages may send state-changing requests; the server's own origin is always "
         "allowed. Comma-separated or a JSON list.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names (as in the Host header, without the "
+        "port) the server answers besides localhost, 127.0.0.1, ::1 and the address it is "
+        "bound to: a request for any other name is refused (400), so a web page cannot reach "
+        "the server through a name it rebinds to 127.0.0.1 (DNS rebinding). Behind a proxy or "
+        "on a LAN, list the names clients use; '*' allows any. Comma-separated or a JSON list.")
     auth_failures_per_minute: int = Field(20, ge=1, description="Failed logins or wrong "
                                           "bearer tokens one client address may make in a "
                                           "minute before it gets 429 for the rest of it.")
@@ -160,6 +167,16 @@ class Settings(BaseSettings):
         default(FusionOptions, "recency_weight"), ge=0, description="Weight in fusion of a "
         "ranking by closeness of publication to the question's as-of date, used only when a "
         "question has one (0: off).")
+    answer_model: bool = Field(True, description="Let the shipped answer-sentence model "
+                               "(a cross-encoder, see docs/answers.md) pick the answer sentence "
+                               "and decide when to abstain; off: the hand-made score does.")
+    answer_model_min_score: float = Field(
+        default(ExtractiveOptions, "model_min_score"), ge=0, le=1, description="With "
+        "RAG_ANSWER_MODEL: the extractive answerer abstains when no sentence the gate accepts "
+        "scores at least this (the model's probability that it answers the question).")
+    rerank_depth: int = Field(
+        default(RerankOptions, "depth"), ge=0, le=100, description="Retrieved candidates the "
+        "answer model reranks before the top RAG_TOP_K are kept (0: no reranking).")
     answer_min_score: float = Field(
         default(ExtractiveOptions, "min_score"), ge=-1, le=2, description="The extractive "
         "answerer abstains when its best sentence scores below this (meaning and words, see "
@@ -237,7 +254,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not a network (e.g. 10.0.0.0/8)") from None
         return items
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "allowed_hosts", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
