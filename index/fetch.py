@@ -93,18 +93,25 @@ def check_url(url: str) -> tuple[str, str, int]:
     return scheme, host, port
 
 
+def normalised(address: IPAddress) -> IPAddress:
+    """The IPv4 address an IPv4-mapped (::ffff:a.b.c.d) or NAT64 IPv6 address reaches, else
+    the address itself: every check compares what the connection really reaches."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
 def address_problem(address: IPAddress, options: FetchOptions) -> str | None:
     """Why ``address`` may not be connected to, or None when it may."""
-    if any(address in net for net in options.refuse if net.version == address.version):
+    inner = normalised(address)
+    if any(a in net for a in {address, inner} for net in options.refuse
+           if net.version == a.version):
         return "a refused network"
     if options.allow_private:
         return None
-    inner: IPAddress = address
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            inner = address.ipv4_mapped
-        elif address in _NAT64:
-            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if inner.is_unspecified:
         return "not a public internet address (an unspecified address)"
     if inner.is_loopback:

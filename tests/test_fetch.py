@@ -95,6 +95,12 @@ def test_every_redirect_is_checked_again(site: Site) -> None:
     assert "only http and https" in failure(read_url(f"{site.base}/to/file:///etc/passwd",
                                                      OPEN))
     assert "more than 5 redirects" in failure(read_url(f"{site.base}/hop/6", OPEN))
+    # the same address written as IPv4-mapped IPv6 is the same refused network, directly
+    # and by redirect
+    mapped = f"http://[::ffff:127.0.0.2]:{site.port}/news/bridge"
+    for url in (mapped, f"{site.base}/to/{mapped}"):
+        reason = failure(read_url(url, guarded))
+        assert "refused" in reason and "127.0.0.2" in reason, url
 
 
 def test_size_limits_hold_with_or_without_a_length_and_for_compressed_bodies(
