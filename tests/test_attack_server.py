@@ -193,6 +193,15 @@ def test_serve_refuses_an_empty_or_short_key(tmp_path: Path, key: str) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_key_with_spaces_around_it_works_and_one_no_header_can_carry_is_refused() -> None:
+    from ui.settings import SettingsError, load_settings
+
+    pasted = load_settings(api_key=f"  {KEY}\n")
+    assert pasted.api_key is not None and pasted.api_key.get_secret_value() == KEY
+    with pytest.raises((SettingsError, ValueError), match="printable ASCII"):
+        load_settings(api_key="clé-secrète-très-longue-2026")
+
+
 # -- low: guessing, docs, filters, long messages ---------------------------------------------
 
 

@@ -233,8 +233,17 @@ class Settings(BaseSettings):
     @field_validator("api_key")
     @classmethod
     def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
-        """An empty or short key would leave the server open or guessable: refuse it."""
-        if key is not None and len(key.get_secret_value()) < MIN_API_KEY_CHARS:
+        """An empty or short key would leave the server open or guessable: refuse it. Spaces
+        around it (a pasted line) are dropped; a character a client cannot send in a header
+        (non-ASCII, a control character) would make it impossible to match: refuse it."""
+        if key is None:
+            return None
+        key = SecretStr(key.get_secret_value().strip())
+        if any(not (" " <= c <= "~") for c in key.get_secret_value()):
+            raise ValueError("must be printable ASCII (clients send it in an HTTP header, "
+                             "which cannot carry other characters); make one with: python "
+                             "-c \"import secrets; print(secrets.token_urlsafe(24))\"")
+        if len(key.get_secret_value()) < MIN_API_KEY_CHARS:
             raise ValueError(
                 f"must be at least {MIN_API_KEY_CHARS} characters (it has "
                 f"{len(key.get_secret_value())}); make one with: python -c \"import secrets; "
