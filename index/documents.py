@@ -27,8 +27,10 @@ DOCX_SUFFIXES = {".docx"}
 # More pages than any article or print edition; a 10,000-page PDF would hold the writer
 # for many minutes.
 MAX_PDF_PAGES = 2000
-# A .docx is a zip: its parts may unpack to at most this much, whatever the file's size.
-MAX_DOCX_UNPACKED = 200_000_000
+# A .docx is a zip: the parts read for text may unpack to at most this much, counted as they
+# are inflated (zip headers can lie). A 300-page report's document.xml is about 5 MB.
+MAX_DOCX_UNPACKED = 20_000_000
+_CHUNK = 1 << 16
 _TERMINAL = tuple(".!?:;\"”’)")
 SCANNED = ("no text layer: this looks like a scanned PDF (pictures of pages); run OCR on it "
            "(e.g. ocrmypdf) and add the result")
@@ -142,17 +144,39 @@ def _reflow(text: str) -> str:
 
 
 def read_docx(path: Path, where: str, origin: str) -> Article:
-    """A Word file's text, by LlamaIndex's DocxReader; title and author from its
-    properties when it has them."""
-    props = _check_docx(path)
-    from llama_index.readers.file.docs.base import DocxReader
+    """A Word file's text (docx2txt's reading of the document, header and footer parts);
+    title and author from its properties when it has them.
 
+    The parts are read here, as streams whose inflated bytes are counted, instead of by
+    docx2txt or LlamaIndex's DocxReader: both inflate a part whole in memory, and a part
+    whose zip header understates its size then takes gigabytes before failing."""
+    from docx2txt.docx2txt import xml2text
+
+    budget = [MAX_DOCX_UNPACKED]
     try:
-        documents = DocxReader().load_data(path)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        opened = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise Unreadable("not a Word document (.docx is a zip file; this is not one); an "
+                         "old .doc must be saved as .docx first") from exc
+    try:
+        with opened as archive:
+            names = [i.filename for i in archive.infolist()]
+            if "word/document.xml" not in names:
+                raise Unreadable("not a Word document (.docx): it has no word/document.xml; "
+                                 "an old .doc must be saved as .docx first")
+            core = _member(archive, "docProps/core.xml", budget) \
+                if "docProps/core.xml" in names else b""
+            parts = [n for n in names if re.fullmatch(r"word/header\d*\.xml", n)]
+            parts += ["word/document.xml"]
+            parts += [n for n in names if re.fullmatch(r"word/footer\d*\.xml", n)]
+            text = "".join(xml2text(_member(archive, n, budget)) for n in parts)
+    except zipfile.BadZipFile as exc:
+        raise Unreadable("not a readable Word document (.docx is a zip file; this one is "
+                         f"damaged: {exc}); save it again as .docx") from exc
+    except (KeyError, ValueError, OSError, SyntaxError) as exc:  # ParseError is a SyntaxError
         raise Unreadable(f"not a readable Word document ({type(exc).__name__}: {exc}); "
                          "save it again as .docx") from exc
-    text = "\n".join(str(d.text or "") for d in documents)
+    props = _core_properties(core) if core else {}
     text = re.sub(r"\n{3,}", "\n\n", text.replace("\r\n", "\n")).strip()
     if not text:
         raise Unreadable("the Word document has no text")
@@ -163,25 +187,19 @@ def read_docx(path: Path, where: str, origin: str) -> Article:
                    where=where)
 
 
-def _check_docx(path: Path) -> dict[str, str]:
-    """Refuse a .docx that is no zip, has no document part, or unpacks to too much (a zip
-    bomb); return its title, author and date from docProps/core.xml."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            unpacked = sum(i.file_size for i in infos)
-            if unpacked > MAX_DOCX_UNPACKED:
-                raise Unreadable(f"the Word document unpacks to {unpacked / 1e6:.0f} MB, over "
-                                 f"the {MAX_DOCX_UNPACKED / 1e6:.0f} MB allowed (a zip bomb?)")
-            names = {i.filename for i in infos}
-            if "word/document.xml" not in names:
-                raise Unreadable("not a Word document (.docx): it has no word/document.xml; "
-                                 "an old .doc must be saved as .docx first")
-            core = archive.read("docProps/core.xml") if "docProps/core.xml" in names else b""
-    except zipfile.BadZipFile as exc:
-        raise Unreadable("not a Word document (.docx is a zip file; this is not one); an "
-                         "old .doc must be saved as .docx first") from exc
-    return _core_properties(core) if core else {}
+def _member(archive: zipfile.ZipFile, name: str, budget: list[int]) -> bytes:
+    """A part's bytes, inflated a chunk at a time; Unreadable once the parts read so far
+    pass MAX_DOCX_UNPACKED (``budget`` holds what is left)."""
+    chunks = []
+    with archive.open(name) as part:
+        while chunk := part.read(_CHUNK):
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise Unreadable(f"the Word document unpacks to more than the "
+                                 f"{MAX_DOCX_UNPACKED / 1e6:.0f} MB of text and markup an "
+                                 "article may have (a zip bomb?)")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _core_properties(xml: bytes) -> dict[str, str]:

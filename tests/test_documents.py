@@ -142,3 +142,31 @@ def _zip(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def _understated(members: dict[str, bytes], claimed: int) -> bytes:
+    """A zip whose headers (local and central) claim ``claimed`` bytes for every member."""
+    import struct
+
+    data = bytearray(_zip(members))
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        at = data.find(signature)
+        while at != -1:
+            data[at + offset:at + offset + 4] = struct.pack("<I", claimed)
+            at = data.find(signature, at + 4)
+    return bytes(data)
+
+
+def test_a_docx_whose_zip_headers_understate_its_size_is_refused_without_inflating_it(
+        tmp_path: Path) -> None:
+    import resource
+
+    body = b"<w:document>" + b"<w:t>A</w:t>" * (300_000_000 // 12) + b"</w:document>"
+    (tmp_path / "liar.docx").write_bytes(_understated({"word/document.xml": body}, 1000))
+    del body
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    [failure] = read(tmp_path)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert isinstance(failure, ReadFailure), failure
+    assert "zip bomb" in failure.reason or "damaged" in failure.reason, failure.reason
+    assert grown_mb < 100, f"reading it grew the process by {grown_mb:.0f} MB"
