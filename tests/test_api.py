@@ -294,6 +294,9 @@ def test_docs_are_served_without_a_cdn(live_server: LiveServer) -> None:
     for path in ("/api/query", "/api/query/stream", "/api/articles", "/api/health",
                  "/v1/chat/completions", "/v1/models"):
         assert path in schema["paths"]
+    # no key set: nothing to unlock, so the page shows no lock icons
+    assert "security" not in json.dumps(schema["paths"])
+    assert "securitySchemes" not in schema.get("components", {})
 
 
 def test_chat_and_its_upload_take_the_key_as_password(secured_server: LiveServer) -> None:
