@@ -31,10 +31,26 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
         cut = match.end()
         if match.group() != "\n" and _is_abbreviation(text, match.start()):
             continue
+        if match.group() == "\n" and _wrapped(text, match.start(), end):
+            continue
         spans.extend(_trimmed(text, cursor, cut))
         cursor = cut
     spans.extend(_trimmed(text, cursor, end))
     return spans
+
+
+def _wrapped(text: str, newline: int, end: int) -> bool:
+    """Is this line break a hard wrap inside a sentence ("will be repainted\nteal and
+    silver"): the line before ends in no sentence punctuation and the next one goes on in
+    lower case."""
+    last = newline - 1
+    while last >= 0 and text[last] in " \t":
+        last -= 1
+    after = newline + 1
+    while after < end and text[after] in " \t":
+        after += 1
+    return (last >= 0 and text[last] not in ".!?:;\"”’)\n" and after < end
+            and text[after].islower())
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:

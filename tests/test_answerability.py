@@ -356,3 +356,28 @@ def test_the_chat_shows_the_short_answer_the_rewrite_and_why_it_abstains(
         page.screenshot(path=str(tmp_path / "answers.png"), full_page=True)
         print(f"screenshot: {tmp_path / 'answers.png'}")
         page.close()
+
+
+FERRIES = """Island ferries to be repainted
+
+The two ferries that link Brora and Lowden will be taken out of service in November, the
+council said on Monday. Over the winter both ferries will be repainted in teal and
+silver, the colours of the island's football club. The work on the ferries will cost
+48,000 euros, which the council will pay from its harbour fund.
+"""
+
+
+def test_a_hard_wrapped_text_file_and_a_sum_in_euros_are_answered_whole(
+        tmp_path: Path) -> None:
+    """A line break inside a sentence does not end it, and "48,000 euros" is a sum of money
+    (the small spaCy model tags the number alone)."""
+    (tmp_path / "articles").mkdir()
+    (tmp_path / "articles" / "ferries.txt").write_text(FERRIES, encoding="utf-8")
+    env = rag_env(tmp_path / "data")
+    assert run_rag("-q", "ingest", str(tmp_path / "articles"), env=env).returncode == 0
+    colours = json.loads(run_rag("ask", "--json", "What colours will the ferries be "
+                                 "repainted in?", env=env).stdout)
+    assert "teal and" in colours["answer"] and "silver" in colours["answer"], colours
+    cost = json.loads(run_rag("ask", "--json", "How much will the work on the ferries cost?",
+                              env=env).stdout)
+    assert not cost["abstained"] and "48,000 euros" in cost["answer"], cost
