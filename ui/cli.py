@@ -399,10 +399,8 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--no-answers", action="store_true",
                    help="measure retrieval only (skip answering: faster)")
     p.add_argument("--compare", action="store_true",
-                   help="also measure, on the same rows, the dense side and the BM25 side "
-                   "alone and the fusion without the answer model's reranking (retrieval "
-                   "figures), and the assistant without the answer model (all figures), "
-                   "printed beside the main figures")
+                   help="also measure the dense side and the BM25 side alone on the same rows "
+                   "(retrieval figures), printed beside the main figures")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(run=cmd_eval)
 

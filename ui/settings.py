@@ -25,7 +25,6 @@ from index.ingest import SplitOptions
 from rag.answerers import ExtractiveOptions
 from rag.citations import CheckThresholds
 from rag.llm import Generation
-from rag.rerank import RerankOptions
 from rag.retrieve import FusionOptions
 
 MIN_API_KEY_CHARS = 16
@@ -167,16 +166,6 @@ class Settings(BaseSettings):
         default(FusionOptions, "recency_weight"), ge=0, description="Weight in fusion of a "
         "ranking by closeness of publication to the question's as-of date, used only when a "
         "question has one (0: off).")
-    answer_model: bool = Field(True, description="Let the shipped answer-sentence model "
-                               "(a cross-encoder, see docs/answers.md) pick the answer sentence "
-                               "and decide when to abstain; off: the hand-made score does.")
-    answer_model_min_score: float = Field(
-        default(ExtractiveOptions, "model_min_score"), ge=0, le=1, description="With "
-        "RAG_ANSWER_MODEL: the extractive answerer abstains when no sentence the gate accepts "
-        "scores at least this (the model's probability that it answers the question).")
-    rerank_depth: int = Field(
-        default(RerankOptions, "depth"), ge=0, le=100, description="Retrieved candidates the "
-        "answer model reranks before the top RAG_TOP_K are kept (0: no reranking).")
     answer_min_score: float = Field(
         default(ExtractiveOptions, "min_score"), ge=-1, le=2, description="The extractive "
         "answerer abstains when its best sentence scores below this (meaning and words, see "
