@@ -124,8 +124,17 @@ EXTERNAL = b"""<?xml version="1.0"?>
 <description>&secret;</description></item></channel></rss>"""
 
 
+BIG_ENTITY = (b'<?xml version="1.0"?>\n<!-- ' + b"x" * 70_000 + b' -->\n<!DOCTYPE rss [<!ENTITY big "'
+              + b"A" * 50_000 + b'">]>\n<rss version="2.0"><channel><title>t</title><item>'
+              b"<title>" + b"&big;" * 4000 + b"</title></item></channel></rss>")
+
+
 def test_feeds_that_declare_entities_are_refused_before_parsing() -> None:
-    for body in (BILLION_LAUGHS, EXTERNAL, EXTERNAL.replace(b"ENTITY", b"entity")):
+    """Wherever the declaration stands and whatever the encoding: a long comment first, or
+    UTF-16 with and without a byte order mark."""
+    utf16 = BIG_ENTITY.replace(b'version="1.0"?>', b'version="1.0" encoding="UTF-16"?>')
+    for body in (BILLION_LAUGHS, EXTERNAL, EXTERNAL.replace(b"ENTITY", b"entity"), BIG_ENTITY,
+                 utf16.decode().encode("utf-16"), utf16.decode().encode("utf-16-le")):
         started = time.monotonic()
         with pytest.raises(FeedError, match="declares XML entities"):
             parse_feed(body)
