@@ -125,7 +125,8 @@ EXTERNAL = b"""<?xml version="1.0"?>
 
 
 BIG_ENTITY = (b'<?xml version="1.0"?>\n<!-- ' + b"x" * 70_000
-              + b' -->\n<!DOCTYPE rss [<!ENTITY big "' + b"A" * 50_000 + b'">]>\n<rss version="2.0"><channel><title>t</title><item>'
+              + b' -->\n<!DOCTYPE rss [<!ENTITY big "' + b"A" * 50_000
+              + b'">]>\n<rss version="2.0"><channel><title>t</title><item>'
               b"<title>" + b"&big;" * 4000 + b"</title></item></channel></rss>")
 
 
