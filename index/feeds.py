@@ -31,7 +31,7 @@ from typing import Any
 
 from index.fetch import FetchError, FetchOptions, fetch
 from index.types import Article, ReadFailure, content_hash
-from index.web import canonical_url, read_url, site_of, url_article_id
+from index.web import canonical_url, read_url, same_site, site_of, url_article_id
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,8 @@ def harvest(feed: FeedRecord, options: FetchOptions,
         seen.add(key)
         if on_entry is not None:
             on_entry(str(entry.get("link") or key))
-        found.entries.append(Entry(key, _read_entry(entry, found.title or feed.url, options)))
+        found.entries.append(Entry(key, _read_entry(entry, found.title or feed.url, options,
+                                                    feed.url)))
     return found
 
 
@@ -254,13 +255,17 @@ def _entry_key(entry: Any) -> str:
     return "hash:" + content_hash(str(entry.get("title", "")) + str(entry.get("summary", "")))
 
 
-def _read_entry(entry: Any, feed_title: str, options: FetchOptions) -> Article | ReadFailure:
-    """The entry's own full text when the feed carries it, else its link fetched."""
+def _read_entry(entry: Any, feed_title: str, options: FetchOptions,
+                feed_url: str = "") -> Article | ReadFailure:
+    """The entry's own full text when the feed carries it, else its link fetched.
+
+    Full text takes its link as its identity only when the link is on the feed's own site:
+    a feed may not speak for another site (its entry would replace that site's article)."""
     link = str(entry.get("link") or "").strip()
     where = link or f"{feed_title}: {str(entry.get('title') or 'an entry')[:80]}"
     text = _full_text(entry)
     if len(text.split()) >= FULL_TEXT_WORDS:
-        url = canonical_url(link) if link.lower().startswith(("http://", "https://")) else ""
+        url = canonical_url(link) if same_site(link, feed_url) else ""
         return Article(id=url_article_id(url) if url else content_hash(text),
                        title=str(entry.get("title") or "").strip()[:300] or text[:80],
                        text=text, source=site_of(url) if url else feed_title, url=url,

@@ -102,14 +102,20 @@ def _text(body: bytes, charset: str | None) -> str:
     return decode(body)
 
 
+def same_site(claimed: str, reference: str) -> bool:
+    """Is ``claimed`` an http(s) URL on the site of ``reference``: the same scheme, host
+    (``www.`` aside) and port? Another port or scheme on one host can be another server."""
+    if not claimed or not claimed.lower().startswith(("http://", "https://")):
+        return False
+    try:
+        a, b = urlsplit(canonical_url(claimed)), urlsplit(canonical_url(reference))
+        return (a.scheme, site_of(claimed), a.port) == (b.scheme, site_of(reference), b.port)
+    except ValueError:
+        return False
+
+
 def _same_site_canonical(claimed: str, fetched: str) -> str:
-    """The page's canonical link when it is an http(s) URL on the same site as the page;
+    """The page's canonical link when it is on the same site as the page (:func:`same_site`);
     else the address it was fetched from. A page may not claim another site's identity
     (it would replace that site's article)."""
-    if not claimed or not claimed.lower().startswith(("http://", "https://")):
-        return fetched
-    try:
-        same = site_of(claimed) == site_of(fetched)
-        return canonical_url(claimed) if same else fetched
-    except ValueError:
-        return fetched
+    return canonical_url(claimed) if same_site(claimed, fetched) else fetched

@@ -180,3 +180,28 @@ def test_an_oversized_or_unanswering_feed_fails_with_its_reason(site: Site) -> N
         found = harvest(FeedRecord(url=site.base + path, collection="c"), small)
         assert words in found.error, (path, found.error)
         assert found.entries == []
+
+
+def test_a_feed_entry_cannot_take_another_sites_identity(site: Site) -> None:
+    """A full-text entry whose link is another site's URL (another host, or the same host on
+    another port or scheme) would replace that site's article under its URL and source: it
+    keeps an identity of its own instead. An entry of the feed's own site keeps its URL."""
+    from index.web import same_site
+
+    options = FetchOptions(allow_private=True, timeout=10)
+    other = f"http://127.0.0.1:{site.port + 1}"
+    for base, kept in ((other, False), (site.base, True)):
+        site.pages["/feed.atom"] = ("application/atom+xml", atom(base, [
+            ("urn:x:ferry", "Hourly ferry this summer", FERRY_TEXT)]))
+        [entry] = harvest(FeedRecord(url=f"{site.base}/feed.atom", collection="c"),
+                          options).entries
+        assert isinstance(entry.result, Article)
+        if kept:
+            assert entry.result.url == f"{site.base}/atom/ferry"
+        else:
+            assert entry.result.url == "" and entry.result.source == "Grey Island Gazette"
+            assert not entry.result.id.startswith("url-")
+    assert same_site("https://www.a.test/x", "https://a.test/feed")
+    assert not same_site("http://a.test/x", "https://a.test/feed")  # another scheme
+    assert not same_site("https://a.test:8443/x", "https://a.test/feed")  # another port
+    assert not same_site("https://b.test/x", "https://a.test/feed")
