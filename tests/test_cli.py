@@ -157,3 +157,14 @@ def test_rag_list_counts_in_words_and_cuts_titles_between_words() -> None:
     assert len(cut) <= 40 and cut.endswith("…") and title.startswith(cut[:-1])
     assert title[len(cut) - 1] == " "  # cut where a word ends, never inside one
     assert _shortened("Short title", 40) == "Short title"
+
+
+def test_log_lines_during_an_ingest_are_printed_above_its_progress_bars(
+        tmp_path: Path) -> None:
+    import re
+
+    done = run_rag("ingest", str(SAMPLE_DIR), env=rag_env(tmp_path / "data"))
+    assert done.returncode == 0, done.stderr
+    pieces = re.split(r"[\r\n]", done.stderr)
+    assert any("embedding model" in p for p in pieces)
+    assert all(p.startswith("rag: ") for p in pieces if "rag: " in p), done.stderr

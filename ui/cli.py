@@ -108,10 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from ui.errors import DOMAIN_ERRORS
 
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
         settings = _settings(args)
         run: Callable[[argparse.Namespace, Settings], int] = args.run
-        return run(args, settings)
+        with logging_redirect_tqdm():  # a log line is printed above the progress bars
+            return run(args, settings)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return EXIT_OK
