@@ -106,9 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="rag: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "chromadb", "urllib3", "httpcore", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from ui.errors import DOMAIN_ERRORS
-
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ui.errors import DOMAIN_ERRORS
 
     try:
         settings = _settings(args)
