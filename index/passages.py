@@ -41,8 +41,9 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
 
 def _wrapped(text: str, newline: int, end: int) -> bool:
     """Is this line break a hard wrap inside a sentence ("will be repainted\nteal and
-    silver"): the line before ends in no sentence punctuation and the next one goes on in
-    lower case."""
+    silver", "will cost\n48,000 euros"): the line before ends in no sentence punctuation and
+    the next one goes on in lower case, or with a number or a currency sign. (A capital
+    could open a heading's next line as well as a name: such breaks still end sentences.)"""
     last = newline - 1
     while last >= 0 and text[last] in " \t":
         last -= 1
@@ -50,7 +51,7 @@ def _wrapped(text: str, newline: int, end: int) -> bool:
     while after < end and text[after] in " \t":
         after += 1
     return (last >= 0 and text[last] not in ".!?:;\"”’)\n" and after < end
-            and text[after].islower())
+            and (text[after].islower() or text[after].isdigit() or text[after] in "$€£¥"))
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:

@@ -268,7 +268,7 @@ def test_the_embeddings_route_is_held_like_every_other(keyed: RagServe,
     done = httpx.post(keyed.url + url, json=one, headers=AUTH, timeout=30)
     assert done.status_code == 200 and len(done.json()["data"][0]["embedding"]) == 384
     for bad in ({"input": ["a"] * 257}, {"input": ""}, {"input": ["x" * 20_001]},
-                {"input": "a", "encoding_format": "hex"}):
+                {"input": "a", "encoding_format": "hex"}, {"input": ["y " * 1950] * 256}):
         refused = httpx.post(keyed.url + url, json=bad, headers=AUTH, timeout=30)
         assert refused.status_code == 422, (bad, refused.text[:200])
     other = httpx.post(open_server.url + url, json=one, timeout=30,
@@ -277,6 +277,18 @@ def test_the_embeddings_route_is_held_like_every_other(keyed: RagServe,
     huge = httpx.post(open_server.url + url, json={"input": ["x" * 10_000] * 200},
                       timeout=30)
     assert huge.status_code == 413
+
+
+def test_a_deployment_can_switch_the_embeddings_route_off(sample_data: Path) -> None:
+    server = RagServe(sample_data, sample_data.parent / "no-embed.log",
+                      RAG_EMBEDDINGS_API="false").start()
+    try:
+        off = httpx.post(f"{server.url}/v1/embeddings", json={"input": "Who?"}, timeout=30)
+        assert off.status_code == 404 and "RAG_EMBEDDINGS_API" in off.text
+        assert httpx.post(f"{server.url}/api/query", json={"question": "Who resigned?"},
+                          timeout=60).status_code == 200  # the rest still answers
+    finally:
+        server.stop()
 
 
 def test_rag_remove_of_an_unknown_id_says_so_and_exits_1(sample_data: Path) -> None:

@@ -75,7 +75,7 @@ def test_the_chat_header_says_how_many_passages_wait_for_their_vectors(
     first = service.ingest_sources([str(articles)], wait=False)
     assert first.waiting > 0
     shown = header(service)
-    assert f"{first.waiting} of {first.waiting} passages are waiting for their vectors" in shown
+    assert "1 of 1 passage is waiting for vectors: until then it is found by words" in shown
     answer = service.ask("How many hives stand on the rooftops of Varsa?")
     assert not answer.abstained and "forty" in answer.answer  # from its words alone
     second = service.ingest_sources([str(articles)])  # nothing new: embeds what waits

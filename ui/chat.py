@@ -208,8 +208,8 @@ def header(service: ArticleService, collection: str | None = None) -> str:
     if waiting:
         total = about["passages"]
         text += (f"\n\n{waiting} of {total} passage{'s' if total != 1 else ''} "
-                 f"{'is' if waiting == 1 else 'are'} waiting for their vectors: until then "
-                 "they are found by their words only.")
+                 f"{'is' if waiting == 1 else 'are'} waiting for vectors: until then "
+                 f"{'it is' if waiting == 1 else 'they are'} found by words only.")
     return text + (f"\n\n{EMPTY_STORE}" if count == 0 else "")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +23,8 @@ from ui.errors import ApiError
 
 MAX_INPUTS = 256  # texts per request: a batch a client sends, not a corpus
 MAX_INPUT_CHARS = 20_000  # the model reads 256 tokens; longer texts only cost tokenising
+MAX_REQUEST_CHARS = 100_000  # all texts together: about 100 passages, seconds of work
+_CHUNK = 32  # texts embedded between two looks at whether the client is still there
 
 
 class EmbeddingsRequest(BaseModel):
@@ -41,14 +43,26 @@ embeddings = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS,
 
 
 @embeddings.post("/embeddings")
-async def create_embeddings(body: EmbeddingsRequest, service: ServiceDep) -> dict[str, Any]:
-    """Vectors of the texts (L2-normalised float32), in order."""
+async def create_embeddings(body: EmbeddingsRequest, service: ServiceDep,
+                            request: Request) -> dict[str, Any]:
+    """Vectors of the texts (L2-normalised float32), in order. Embedded a few texts at a
+    time; a client that has gone is not worked for any longer."""
+    if not service.settings.embeddings_api:
+        raise ApiError(404, "not_found", "this server does not embed for others "
+                       "(RAG_EMBEDDINGS_API is off)")
     texts = [body.input] if isinstance(body.input, str) else body.input
     if not texts or len(texts) > MAX_INPUTS or any(
-            not t or len(t) > MAX_INPUT_CHARS for t in texts):
+            not t or len(t) > MAX_INPUT_CHARS for t in texts) or sum(
+            len(t) for t in texts) > MAX_REQUEST_CHARS:
         raise ApiError(422, "validation_error", f"input: 1 to {MAX_INPUTS} non-empty texts "
-                       f"of at most {MAX_INPUT_CHARS} characters")
-    name, vectors = await run_in_threadpool(service.embed_texts, texts)
+                       f"of at most {MAX_INPUT_CHARS} characters, {MAX_REQUEST_CHARS} in all")
+    name = ""
+    vectors: list[Any] = []
+    for start in range(0, len(texts), _CHUNK):
+        if await request.is_disconnected():
+            raise ApiError(400, "client_gone", "the client closed the connection")
+        name, part = await run_in_threadpool(service.embed_texts, texts[start:start + _CHUNK])
+        vectors.extend(part)
     encoded = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
                if body.encoding_format == "base64" else v.tolist() for v in vectors]
     return {"object": "list", "model": name,

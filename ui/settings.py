@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Other web origins (e.g. https://app.example.org) "
         "whose pages may send state-changing requests; the server's own origin is always "
         "allowed. Comma-separated or a JSON list.")
+    embeddings_api: bool = Field(True, description="Serve POST /v1/embeddings, which runs "
+                                 "the embedding model for any client the server admits "
+                                 "(with RAG_API_KEY set: only those holding it); off: 404.")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Host names (as in the Host header, without the "
         "port) the server answers besides localhost, 127.0.0.1, ::1 and the address it is "
