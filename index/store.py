@@ -444,6 +444,12 @@ class PassageStore:
                    got["distances"][0], strict=True)
         return [(_passage(i, d, m), 1.0 - float(dist)) for i, d, m, dist in rows]
 
+    def pending_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are stored but still wait for their vector."""
+        if not ids or self.pending_count() == 0:
+            return set()
+        return {p.id for p in self._pending.get(list(ids))}
+
     def passages(self, ids: Sequence[str]) -> list[StoredPassage]:
         """The passages with these ids (embedded or pending), in that order."""
         got = self._call(lambda: self._passages.get(ids=list(ids),

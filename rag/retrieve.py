@@ -95,6 +95,7 @@ class Pool:
     lexical: list[tuple[str, float]] = field(default_factory=list)  # (passage id, BM25)
     articles: list[tuple[str, float]] = field(default_factory=list)  # (article id, BM25)
     found: dict[str, StoredPassage] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)  # BM25 candidates without a vector yet
 
 
 class HybridRetriever:
@@ -135,6 +136,8 @@ class HybridRetriever:
             with_articles = n if self.options.article_weight > 0 else 0
             pool.lexical, pool.articles = self._lexical.rank(question, n, with_articles,
                                                              filters)
+        if self.mode == "hybrid":
+            pool.pending = self._store.pending_ids([pid for pid, _ in pool.lexical])
         return pool
 
     def fuse(self, pool: Pool) -> list[tuple[str, float]]:
@@ -145,7 +148,11 @@ class HybridRetriever:
             rankings.append(([pid for pid, _ in pool.dense], o.dense_weight))
         if self.mode != "dense":
             rankings.append(([pid for pid, _ in pool.lexical], o.bm25_weight))
-        fused = reciprocal_rank_fusion(rankings, o.k)
+        if pool.pending:  # no dense rank yet: the BM25 rank stands in, so waiting for a
+            # vector does not push a passage below those that have both ranks
+            rankings.append(([pid if pid in pool.pending else "" for pid, _ in pool.lexical],
+                             o.dense_weight))
+        fused = [(pid, score) for pid, score in reciprocal_rank_fusion(rankings, o.k) if pid]
         if pool.articles:
             fused = self._with_article_ranking(fused, pool.articles)
         return fused

@@ -119,3 +119,26 @@ def test_closing_the_write_queue_finishes_the_running_job_and_fails_the_waiting(
     with pytest.raises(QueueFull, match="stopping"):
         writes.submit("ingest", "articles", lambda job: {}, cleanup=lambda: removed.append("x"))
     assert removed[-1] == "x"
+
+
+def test_a_passage_waiting_for_its_vector_is_not_pushed_down_for_it(
+        tmp_path: Path, embedder: MiniLMEmbedder) -> None:
+    """Asked while the second stage has not embedded it yet, the article whose words match
+    best comes first: a passage missing only its dense rank takes its BM25 rank there,
+    instead of losing to a same-topic passage that has both ranks."""
+    service = ArticleService(build_shared(settings_for(tmp_path / "data"), embedder=embedder))
+    service.ingest_records([
+        {"id": "ferry-old", "title": "Brora ferry timetable", "source": "a.example",
+         "text": "The Brora ferry will sail every two hours this summer, the harbour office "
+                 "said. Tickets for the Brora ferry can be bought on board."},
+        {"id": "bridge", "title": "Lowden bridge works", "source": "a.example",
+         "text": "Work on the Lowden bridge starts in May and lasts until the autumn."}])
+    new = tmp_path / "new.jsonl"
+    new.write_text(json.dumps({
+        "id": "ferry-new", "title": "Night ferry", "source": "b.example",
+        "text": "A night ferry between Brora and Lowden will sail at midnight on Fridays, "
+                "the ferry company Grey Line said."}) + "\n", encoding="utf-8")
+    assert service.ingest_sources([str(new)], wait=False).waiting > 0
+    answer = service.ask("When will the night ferry between Brora and Lowden sail?")
+    assert answer.passages[0].article_id == "ferry-new", [p.article_id for p in answer.passages]
+    assert not answer.abstained and "midnight" in answer.answer
