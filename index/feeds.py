@@ -256,7 +256,7 @@ def _entry_key(entry: Any) -> str:
 
 
 def _read_entry(entry: Any, feed_title: str, options: FetchOptions,
-                feed_url: str = "") -> Article | ReadFailure:
+                feed_url: str) -> Article | ReadFailure:
     """The entry's own full text when the feed carries it, else its link fetched.
 
     Full text takes its link as its identity only when the link is on the feed's own site:

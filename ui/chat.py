@@ -35,7 +35,13 @@ from ui.chat_format import (
     sources_html,
     turn_sources,
 )
-from ui.errors import CollectionEmpty, CollectionNotFound, InvalidInput, StoreError
+from ui.errors import (
+    CollectionEmpty,
+    CollectionNotFound,
+    InvalidInput,
+    StoreError,
+    first_problem,
+)
 from ui.guard import client_cookie
 from ui.service import ArticleService, Filters, Turn, valid_collection_name
 from ui.uploads import UploadRegistry, safe_filename
@@ -84,8 +90,7 @@ def chat_filters(sources: list[str] | None, published_from: str | None,
     try:
         filters = Filters(sources=list(sources or []), published_from=low, published_to=high)
     except ValidationError as exc:  # a range that ends before it starts
-        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
-        raise FilterError(f"Published from/to: {reason}.") from None
+        raise FilterError(f"Published from/to: {first_problem(exc)}.") from None
     return None if filters.is_empty() else filters
 
 

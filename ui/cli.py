@@ -360,8 +360,9 @@ def _filters(args: argparse.Namespace) -> Filters | None:
                           exclude_article_ids=args.exclude,
                           published_from=args.since, published_to=args.until)
     except ValidationError as exc:
-        reason = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
-        raise ValueError(f"--since/--until: {reason}") from exc
+        from ui.errors import first_problem
+
+        raise ValueError(f"--since/--until: {first_problem(exc)}") from exc
     return None if filters.is_empty() else filters
 
 

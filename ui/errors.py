@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from index.embedder import EmbedderError
 from index.feeds import FeedError
 from index.fetch import FetchError, FetchRefused
@@ -28,7 +30,12 @@ from ui.uploads import UploadTooLarge
 __all__ = ["DOMAIN_ERRORS", "SOURCE_ERRORS", "ApiError", "CollectionEmpty",
            "CollectionNotFound", "EmbedderError", "FeedError", "FetchError", "InvalidInput",
            "LLMError", "LLMUnavailable", "LockTimeout", "Problem", "QueueFull", "StoreError",
-           "StoreFull", "StoreUnavailable", "UploadTooLarge", "classify"]
+           "StoreFull", "StoreUnavailable", "UploadTooLarge", "classify", "first_problem"]
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first problem pydantic found, in the words it was raised with."""
+    return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
 
 
 class ApiError(Exception):

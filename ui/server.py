@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+EVERY_ADDRESS = ("0.0.0.0", "::", "")  # bound to these, the server has no one address
 
 
 def create_app(settings: Settings, components: Components | None = None,
@@ -74,7 +75,7 @@ def create_app(settings: Settings, components: Components | None = None,
                            upload_bytes=int(settings.max_upload_mb * 1_000_000))
     mounted.add_middleware(SameOrigin, allowed=settings.allowed_origins)
     mounted.add_middleware(AuthThrottle, per_minute=settings.auth_failures_per_minute)
-    bound = [] if host in ("0.0.0.0", "::", "") else [host]
+    bound = [] if host in EVERY_ADDRESS else [host]
     mounted.add_middleware(AllowedHosts, allowed=[*bound, *settings.allowed_hosts])
     return mounted
 
@@ -99,7 +100,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None
     import uvicorn
 
     app = create_app(settings, host=host)
-    if host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+    if host in EVERY_ADDRESS and not settings.allowed_hosts:
         log.warning("listening on every address: clients that use a name or address other "
                     "than localhost get 400 until it is listed in RAG_ALLOWED_HOSTS")
     log.info("serving on http://%s:%d (chat /, API /api, OpenAI /v1, docs /docs)", host, port)
